@@ -1,0 +1,55 @@
+"""Shared pieces of the command-line entry points: argument checks and clean failure."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+import yaml
+
+from .errors import UserFacingError
+
+
+def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> None:
+    """The arguments basicsr's ``parse_options`` reads, with help texts.
+
+    basicsr re-parses ``sys.argv`` itself; declaring the same arguments here
+    gives ``-h`` and early, clear errors before anything heavy starts.
+    """
+    parser.add_argument('-opt', required=True, metavar='YML', help='option file (YAML), e.g. options/'
+                        + ('train_ESRGAN_x4.yml' if is_train else 'test_set14.yml'))
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='distributed launcher: "pytorch" under torchrun (NCCL on CUDA, gloo on CPU)')
+    if is_train:
+        parser.add_argument('--auto_resume', action='store_true',
+                            help='continue from the newest experiments/<name>/training_states/*.state')
+    parser.add_argument('--debug', action='store_true', help="basicsr's debug mode (prefixes the name with debug_)")
+    parser.add_argument('--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE',
+                        help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
+
+
+def check_option_file(parser: argparse.ArgumentParser, path: str) -> None:
+    if not os.path.isfile(path):
+        parser.error(f'option file {path} does not exist; pass the path of a YAML file such as options/...yml')
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        parser.error(f'option file {path} is not valid YAML ({str(err).splitlines()[0]}); fix the syntax')
+    if not isinstance(opt, dict):
+        parser.error(f'option file {path} does not hold a mapping of options; see the files in options/')
+
+
+def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
+    """Run an entry point; a UserFacingError becomes one line on stderr and exit code 1."""
+    try:
+        code = main(argv)
+    except UserFacingError as err:
+        print(f'error: {err}', file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,167 @@
+"""Adaptations that make basicsr 1.4.2 work on current torch/torchvision and on CPU.
+
+basicsr 1.4.2 (the release on the package index) predates torchvision 0.17,
+torch 2.x's CPU distributed story, and Python 3.12. Every adaptation the plugin
+needs lives here, each with the version it serves and why, so that it can be
+deleted the day basicsr ships a fix. Nothing in basicsr's files is changed:
+we add a missing module alias and replace two functions at the places where
+basicsr's launcher looks them up.
+
+``apply()`` is idempotent and runs on ``import esrgan_plugin``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from typing import Any, Optional
+
+import torch
+
+
+def _alias_functional_tensor() -> None:
+    """torchvision >= 0.17 removed ``torchvision.transforms.functional_tensor``.
+
+    ``basicsr/data/degradations.py`` imports ``rgb_to_grayscale`` from it, and
+    ``import basicsr`` imports that module eagerly, so without this alias
+    ``import basicsr`` raises ModuleNotFoundError. The function still exists in
+    ``torchvision.transforms.functional`` with the same behaviour on tensors.
+    """
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401  (old torchvision: nothing to do)
+        return
+    except ImportError:
+        pass
+    from torchvision.transforms import functional
+
+    alias = types.ModuleType(name)
+    alias.__doc__ = 'Alias created by esrgan_plugin.compat for basicsr 1.4.2.'
+    alias.rgb_to_grayscale = functional.rgb_to_grayscale
+    sys.modules[name] = alias
+
+
+def _provide_distutils_looseversion() -> None:
+    """Python 3.12 removed ``distutils``; ``basicsr/archs/arch_util.py`` imports
+    ``distutils.version.LooseVersion`` at import time.
+
+    setuptools installs a ``distutils`` shim, but only where setuptools is
+    present and its shim is enabled; a bare 3.12 venv has neither. basicsr only
+    compares torchvision versions with it, so a small numeric comparison will do.
+    """
+    try:
+        from distutils.version import LooseVersion  # noqa: F401
+        return
+    except ImportError:
+        pass
+
+    class LooseVersion:  # the minimum basicsr uses: construction and >=, <, ==
+        def __init__(self, text: str) -> None:
+            self.text = str(text)
+            parts = []
+            for piece in self.text.replace('+', '.').replace('-', '.').split('.'):
+                digits = ''.join(ch for ch in piece if ch.isdigit())
+                parts.append(int(digits) if digits else 0)
+            self.parts = tuple(parts)
+
+        def __eq__(self, other: object) -> bool:
+            return self.parts == LooseVersion(str(getattr(other, 'text', other))).parts
+
+        def __lt__(self, other: Any) -> bool:
+            return self.parts < LooseVersion(str(getattr(other, 'text', other))).parts
+
+        def __ge__(self, other: Any) -> bool:
+            return not self.__lt__(other)
+
+    distutils = types.ModuleType('distutils')
+    version = types.ModuleType('distutils.version')
+    version.LooseVersion = LooseVersion
+    distutils.version = version
+    sys.modules['distutils'] = distutils
+    sys.modules['distutils.version'] = version
+
+
+def load_resume_state(opt: dict) -> Optional[dict]:
+    """Replacement for ``basicsr.train.load_resume_state``.
+
+    basicsr 1.4.2 maps the resume state onto ``torch.cuda.current_device()``,
+    which raises on a machine without CUDA, so ``--auto_resume`` and
+    ``path.resume_state`` never work on CPU. The state only holds optimizer and
+    scheduler state dicts; loading it on the CPU is enough, since
+    ``Optimizer.load_state_dict`` moves each tensor to its parameter's device.
+    It is loaded with ``weights_only=True``: a state file is data, not code.
+
+    Like basicsr's, it writes the found path into ``opt['path']['resume_state']``
+    (basicsr's ``check_resume`` reads it there).
+    """
+    from basicsr.utils import check_resume, scandir
+
+    resume_state_path = None
+    if opt['auto_resume']:
+        state_dir = os.path.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
+        if os.path.isdir(state_dir):
+            iters = [int(name[:-len('.state')]) for name in scandir(state_dir, suffix='state', recursive=False)
+                     if name[:-len('.state')].isdigit()]
+            if iters:
+                resume_state_path = os.path.join(state_dir, f'{max(iters)}.state')
+                opt['path']['resume_state'] = resume_state_path
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+
+    if resume_state_path is None:
+        return None
+    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> None:
+    """Replacement for ``basicsr.utils.dist_util.init_dist``.
+
+    basicsr 1.4.2 always calls ``torch.cuda.set_device(rank % device_count)``
+    (a ZeroDivisionError without CUDA) and always uses NCCL (which has no CPU
+    support). We pick NCCL with one device per local rank when CUDA is there,
+    and gloo on CPU, so ``torchrun ... --launcher pytorch`` works on both.
+    """
+    import torch.distributed as dist
+
+    if launcher == 'slurm':
+        # SLURM exports its own variables; translate them to torchrun's.
+        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+        os.environ.setdefault('MASTER_PORT', str(kwargs.pop('port', None) or 29500))
+        if 'MASTER_ADDR' not in os.environ:
+            import subprocess
+            nodes = os.environ['SLURM_NODELIST']
+            os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+    elif launcher != 'pytorch':
+        raise ValueError(f'Unknown launcher {launcher!r}; use "pytorch" (torchrun) or "slurm".')
+    kwargs.pop('port', None)
+
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+    dist.init_process_group(backend=backend or ('nccl' if use_cuda else 'gloo'), **kwargs)
+
+
+# basicsr's own functions that apply() replaced, kept for tests that show why.
+REPLACED: dict = {}
+
+
+def apply() -> None:
+    """Install every adaptation. Safe to call more than once."""
+    _alias_functional_tensor()
+    _provide_distutils_looseversion()
+
+    import basicsr.train
+    import basicsr.utils.options
+
+    # The launcher looks these names up in its own module at call time, so
+    # rebinding them there is enough; basicsr's files stay untouched.
+    for module, name, replacement in ((basicsr.train, 'load_resume_state', load_resume_state),
+                                      (basicsr.utils.options, 'init_dist', init_dist)):
+        REPLACED.setdefault(name, getattr(module, name))
+        setattr(module, name, replacement)

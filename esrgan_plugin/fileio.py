@@ -1,0 +1,68 @@
+"""The one place where the plugin writes files: atomically, or not at all.
+
+A file appears under its final name only once it is complete (written to a
+temporary file in the same folder, flushed, then renamed over the target), so
+an interrupted run never leaves a half-written checkpoint, image or database
+marker that looks valid.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_with(path: str, writer: Callable[[str], Any]) -> None:
+    """Run ``writer(tmp_path)`` and move the result to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+
+
+def save_torch(obj: Any, path: str) -> None:
+    """``torch.save`` that never leaves a partial file behind."""
+    write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+def save_safetensors(tensors: dict, path: str, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    write_with(path, lambda tmp: save_file(contiguous, tmp, metadata=metadata))
+
+
+def save_image(img: np.ndarray, path: str, params: list | None = None) -> None:
+    """Write an image (OpenCV channel order) atomically; the extension picks the format."""
+    ext = os.path.splitext(path)[1] or '.png'
+    ok, buf = cv2.imencode(ext, img, params or [])
+    if not ok:
+        raise OSError(f'OpenCV could not encode an image as {ext} for {path}.')
+    write_with(path, lambda tmp: buf.tofile(tmp))
+
+
+def save_text(text: str, path: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+    write_with(path, write)

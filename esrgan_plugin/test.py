@@ -1,0 +1,38 @@
+"""``python -m esrgan_plugin.test -opt options/test_set14.yml``: basicsr's test pipeline with the plugin registered.
+
+Results (log, metrics, SR images) go to results/<name>/ under the current directory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from .cli import add_basicsr_arguments, check_option_file, run_main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog='python -m esrgan_plugin.test',
+        description='Evaluate a generator on test sets (PSNR/SSIM) with basicsr\'s test pipeline. '
+        'Writes results/<name>/ under the current directory.')
+    add_basicsr_arguments(parser, is_train=False)
+    args = parser.parse_args(argv)
+    check_option_file(parser, args.opt)
+
+    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    from basicsr.test import test_pipeline
+
+    sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
+    test_pipeline(os.getcwd())
+    return 0
+
+
+def _console() -> None:
+    run_main(main)
+
+
+if __name__ == '__main__':
+    run_main(main)

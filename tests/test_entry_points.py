@@ -1,0 +1,31 @@
+import subprocess
+
+import pytest
+
+from conftest import PYTHON, subprocess_env
+
+
+@pytest.mark.parametrize('module', ['esrgan_plugin.train', 'esrgan_plugin.test'])
+def test_help(module):
+    result = subprocess.run([PYTHON, '-m', module, '-h'], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=120)
+    assert result.returncode == 0
+    assert '-opt' in result.stdout and '--launcher' in result.stdout
+
+
+@pytest.mark.parametrize('module', ['esrgan_plugin.train', 'esrgan_plugin.test'])
+def test_missing_option_file_is_one_clear_error(tmp_path, module):
+    result = subprocess.run([PYTHON, '-m', module, '-opt', str(tmp_path / 'nope.yml')], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'does not exist' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'results').exists()
+
+
+def test_invalid_yaml_is_one_clear_error(tmp_path):
+    bad = tmp_path / 'bad.yml'
+    bad.write_text('name: [unclosed\n')
+    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', str(bad)], capture_output=True, text=True,
+                            env=subprocess_env(), timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and 'not valid YAML' in result.stderr
