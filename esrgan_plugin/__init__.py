@@ -9,10 +9,12 @@ compat.apply()  # must run before anything imports basicsr
 
 # registration: each import below registers its classes into a basicsr registry
 from . import rrdbnet_arch  # noqa: E402,F401  ARCH_REGISTRY: ESRGANRRDBNet
+from . import psnr_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANPSNRModel
 
 __version__ = '0.1.0'
 
 # The names this plugin registers, by registry; README lists them too.
 REGISTERED = {
     'arch': ['ESRGANRRDBNet'],
+    'model': ['ESRGANPSNRModel'],
 }
