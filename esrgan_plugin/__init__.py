@@ -9,12 +9,17 @@ compat.apply()  # must run before anything imports basicsr
 
 # registration: each import below registers its classes into a basicsr registry
 from . import rrdbnet_arch  # noqa: E402,F401  ARCH_REGISTRY: ESRGANRRDBNet
+from . import discriminator_arch  # noqa: E402,F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
+from . import perceptual_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANPerceptualLoss
+from . import ragan_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANRaGANLoss
 from . import psnr_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANPSNRModel
+from . import ragan_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANRaGANModel
 
 __version__ = '0.1.0'
 
 # The names this plugin registers, by registry; README lists them too.
 REGISTERED = {
-    'arch': ['ESRGANRRDBNet'],
-    'model': ['ESRGANPSNRModel'],
+    'arch': ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator'],
+    'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
+    'loss': ['ESRGANPerceptualLoss', 'ESRGANRaGANLoss'],
 }

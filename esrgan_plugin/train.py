@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+import yaml
+
 from .cli import add_basicsr_arguments, check_option_file, run_main
 
 
@@ -26,6 +28,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.train import train_pipeline
+
+    from .perceptual_loss import check_vgg19_available
+    with open(args.opt, encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
     train_pipeline(os.getcwd())

@@ -1,0 +1,119 @@
+"""ESRGANRaGANModel: the GAN stage of ESRGAN (paper section 3).
+
+Generator loss  L_G = L_percep + λ·L_G^Ra + η·L_1  (λ = 5e-3, η = 1e-2 in the
+option file), discriminator loss L_D^Ra, both from ``ragan_loss``.
+
+Per step the discriminator runs three times, where basicsr's ESRGANModel runs
+it five times: its output on the real batch is computed once and serves the
+generator loss (detached) and the discriminator loss (with its graph), which
+is exact because the generator update does not change D's weights.
+
+Under DDP the discriminator is *not* wrapped in DistributedDataParallel:
+several forwards per backward and BatchNorm buffers broadcast between them
+are what broke basicsr's RaGAN under DDP (BasicSR issue 322). Instead its
+parameters are broadcast from rank 0 once and its gradients are averaged with
+one all-reduce per step, which is what DDP would do, without the hooks.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.distributed as dist
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from .errors import UserFacingError
+from .psnr_model import ESRGANPSNRModel, build_optimizer
+
+
+def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+@MODEL_REGISTRY.register()
+class ESRGANRaGANModel(ESRGANPSNRModel):
+    """ESRGAN GAN stage: generator from the PSNR model, VGG-style D, RaGAN + perceptual + L1."""
+
+    def init_training_settings(self) -> None:
+        train_opt = self.opt['train']
+        if not train_opt.get('gan_opt'):
+            raise UserFacingError('train.gan_opt is missing; the GAN stage needs '
+                                  '{type: ESRGANRaGANLoss, loss_weight: !!float 5e-3}.')
+        self.net_d = build_network(self.opt['network_d']).to(self.device)
+        load_path = self.opt['path'].get('pretrain_network_d')
+        if load_path is not None:
+            self.load_network(self.net_d, load_path, self.opt['path'].get('strict_load_d', True),
+                              self.opt['path'].get('param_key_d', 'params'))
+        if self.opt['dist']:
+            for tensor in list(self.net_d.parameters()) + list(self.net_d.buffers()):
+                dist.broadcast(tensor.data, src=0)  # ranks are seeded differently
+        self.net_d.train()
+        self.print_network(self.net_d)
+        self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
+        self.net_d_iters = int(train_opt.get('net_d_iters', 1))
+        self.net_d_init_iters = int(train_opt.get('net_d_init_iters', 0))
+        super().init_training_settings()  # EMA, pixel and perceptual losses, optimizers, schedulers
+
+    def setup_optimizers(self) -> None:
+        super().setup_optimizers()
+        self.optimizer_d = build_optimizer(self.opt['train']['optim_d'], self.net_d.parameters())
+        self.optimizers.append(self.optimizer_d)
+
+    def _average_d_gradients(self) -> None:
+        if not self.opt['dist']:
+            return
+        grads = [p.grad for p in self.net_d.parameters() if p.grad is not None]
+        flat = _flatten_dense_tensors(grads)
+        dist.all_reduce(flat)
+        flat /= self.opt['world_size']
+        for grad, averaged in zip(grads, _unflatten_dense_tensors(flat, grads)):
+            grad.copy_(averaged)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        losses = OrderedDict()
+        self.output = self.net_g(self.lq)
+        real_pred = self.net_d(self.gt)  # shared by both updates; see the module docstring
+
+        # ---- generator
+        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+            self.optimizer_g.zero_grad(set_to_none=True)
+            _set_requires_grad(self.net_d, False)  # no D weight gradients from the G loss
+            fake_pred = self.net_d(self.output)
+            _set_requires_grad(self.net_d, True)
+            if self.cri_pix:
+                losses['l_g_pix'] = self.cri_pix(self.output, self.gt)
+            if self.cri_perceptual:
+                losses['l_g_percep'] = self.cri_perceptual(self.output, self.gt)
+            losses['l_g_gan'] = self.cri_gan(real_pred.detach(), fake_pred, for_discriminator=False)
+            l_g_total = sum(losses.values())
+            if self.loss_is_finite(l_g_total, current_iter, 'the generator loss'):
+                l_g_total.backward()
+                self.optimizer_g.step()
+                if self.ema_decay > 0:
+                    self.model_ema(self.ema_decay)
+
+        # ---- discriminator
+        self.optimizer_d.zero_grad(set_to_none=True)
+        fake_pred_d = self.net_d(self.output.detach())
+        l_d_real, l_d_fake = self.cri_gan(real_pred, fake_pred_d, for_discriminator=True)
+        if self.loss_is_finite(l_d_real + l_d_fake, current_iter, 'the discriminator loss'):
+            (l_d_real + l_d_fake).backward()
+            self._average_d_gradients()
+            self.optimizer_d.step()
+        losses['l_d_real'] = l_d_real.detach()
+        losses['l_d_fake'] = l_d_fake.detach()
+        losses['out_d_real'] = real_pred.detach().mean()
+        losses['out_d_fake'] = fake_pred_d.detach().mean()
+        self.log_dict = self.reduce_loss_dict(losses)
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        if hasattr(self, 'net_g_ema'):
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', current_iter)
+        self.save_network(self.net_d, 'net_d', current_iter)
+        self.save_training_state(epoch, current_iter)
