@@ -115,6 +115,39 @@ class ESRGANPSNRModel(SRModel):
         name = 'latest' if current_iter == -1 else current_iter
         fileio.save_torch(payload, os.path.join(self.opt['path']['models'], f'{net_label}_{name}.pth'))
 
+    def extra_networks_to_save(self) -> list:
+        """(network, label) pairs saved besides the generator; the GAN stage adds its discriminator."""
+        return []
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        """Networks first, the training state last: a state file on disk means its networks are complete."""
+        self.check_replicas_in_sync(current_iter)
+        if hasattr(self, 'net_g_ema'):
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', current_iter)
+        for net, label in self.extra_networks_to_save():
+            self.save_network(net, label, current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    def check_replicas_in_sync(self, current_iter: int) -> None:
+        """Under DDP, compare a checksum of the generator on every rank before saving.
+
+        One all-gather of two numbers per checkpoint; a silent divergence
+        between ranks would otherwise only show as a worse model.
+        """
+        if not self.opt['dist']:
+            return
+        params = [p.detach().double() for p in self.get_bare_model(self.net_g).parameters()]
+        local = torch.stack([sum(p.sum() for p in params), sum(p.abs().sum() for p in params)])
+        gathered = [torch.empty_like(local) for _ in range(self.opt['world_size'])]
+        torch.distributed.all_gather(gathered, local)
+        if any(not torch.equal(g, gathered[0]) for g in gathered):
+            raise RuntimeError(f'iter {current_iter}: generator weights differ between ranks: '
+                               f'{[g.tolist() for g in gathered]}')
+        get_root_logger().info(f'iter {current_iter}: generator weights identical on all '
+                               f'{self.opt["world_size"]} ranks.')
+
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         if current_iter == -1:

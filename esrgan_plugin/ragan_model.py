@@ -110,10 +110,5 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
         losses['out_d_fake'] = fake_pred_d.detach().mean()
         self.log_dict = self.reduce_loss_dict(losses)
 
-    def save(self, epoch: int, current_iter: int) -> None:
-        if hasattr(self, 'net_g_ema'):
-            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
-        else:
-            self.save_network(self.net_g, 'net_g', current_iter)
-        self.save_network(self.net_d, 'net_d', current_iter)
-        self.save_training_state(epoch, current_iter)
+    def extra_networks_to_save(self) -> list:
+        return [(self.net_d, 'net_d')]

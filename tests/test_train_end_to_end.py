@@ -1,0 +1,172 @@
+"""`python -m esrgan_plugin.train` as users run it: subprocesses on a tiny LMDB, on CPU."""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+from conftest import PYTHON, REPO_ROOT, TINY_ARCH, free_port, subprocess_env
+
+DATASET_TYPE = 'PairedImageDataset'
+
+
+def make_lmdb_pair(root, count=8, size=32, scale=4):
+    """GT/LQ LMDBs in basicsr's format, written with basicsr's own tool."""
+    rng = np.random.default_rng(0)
+    for kind in ('gt', 'lq'):
+        os.makedirs(root / kind, exist_ok=True)
+    names = []
+    for i in range(count):
+        hr = cv2.GaussianBlur((rng.random((size, size, 3)) * 255).astype(np.uint8), (5, 5), 1.5)
+        lr = cv2.resize(hr, (size // scale, size // scale), interpolation=cv2.INTER_AREA)
+        names.append(f'{i:04d}')
+        cv2.imwrite(str(root / 'gt' / f'{i:04d}.png'), hr)
+        cv2.imwrite(str(root / 'lq' / f'{i:04d}.png'), lr)
+    for kind in ('gt', 'lq'):
+        make_lmdb_from_imgs(str(root / kind), str(root / f'{kind}.lmdb'), [f'{n}.png' for n in names], names,
+                            map_size=1 << 24)
+    return str(root / 'gt.lmdb'), str(root / 'lq.lmdb')
+
+
+def gan_options(tmp_path, name='e2e', total_iter=4):
+    gt, lq = make_lmdb_pair(tmp_path / 'data')
+    return {
+        'name': name, 'model_type': 'ESRGANRaGANModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 1,
+        'datasets': {
+            'train': {'name': 'tiny', 'type': DATASET_TYPE, 'dataroot_gt': gt, 'dataroot_lq': lq,
+                      'io_backend': {'type': 'lmdb'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
+                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1},
+            'val': {'name': 'tinyval', 'type': DATASET_TYPE, 'dataroot_gt': str(tmp_path / 'data' / 'gt'),
+                    'dataroot_lq': str(tmp_path / 'data' / 'lq'), 'io_backend': {'type': 'disk'}},
+        },
+        'network_g': {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, **TINY_ARCH},
+        'network_d': {'type': 'ESRGANVGGDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 32},
+        'path': {'pretrain_network_g': None, 'resume_state': None},
+        'train': {
+            'ema_decay': 0.999,
+            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
+            'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5},
+            'total_iter': total_iter,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
+            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv2_2', 'vgg_weights': 'random'},
+            'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
+        },
+        'val': {'val_freq': 2, 'save_img': True,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
+    }
+
+
+def write_options(tmp_path, opt):
+    path = tmp_path / f'{opt["name"]}.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return str(path)
+
+
+def train(tmp_path, yml, *extra, launcher=None):
+    cmd = [PYTHON, '-m', 'esrgan_plugin.train', '-opt', yml, *extra]
+    if launcher:
+        cmd = [PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+               '-m', 'esrgan_plugin.train', '-opt', yml, '--launcher', 'pytorch', *extra]
+    env = subprocess_env()
+    env['CUDA_VISIBLE_DEVICES'] = ''
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def read_log(exp):
+    return ''.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
+
+
+def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_path):
+    yml = write_options(tmp_path, gan_options(tmp_path))
+    run = train(tmp_path, yml)
+    assert run.returncode == 0, run.stderr[-3000:]
+    exp = tmp_path / 'experiments' / 'e2e'
+    for it in (2, 4):
+        assert (exp / 'models' / f'net_g_{it}.pth').is_file()
+        assert (exp / 'models' / f'net_d_{it}.pth').is_file()
+        assert (exp / 'training_states' / f'{it}.state').is_file()
+    assert glob.glob(str(exp / 'visualization' / '*' / '*_2.png'))
+    assert os.listdir(tmp_path / 'tb_logger' / 'e2e')
+    log = read_log(exp)
+    for key in ('l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake'):
+        assert key in log
+    assert re.search(r'# psnr: \d+\.\d+', log)
+    g = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
+    assert set(g) == {'params', 'params_ema'}
+
+    # An interrupted run continues with --auto_resume (on the CPU): pick the run up at iteration 4
+    # and extend it to 6, as after a crash with total_iter 6.
+    run = train(tmp_path, yml, '--auto_resume', '--force_yml', 'train:total_iter=6')
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = read_log(exp)
+    assert 'Resuming training from epoch' in log and 'iter: 4.' in log
+    state = torch.load(exp / 'training_states' / '6.state', weights_only=True)
+    assert state['iter'] == 6
+    for optimizer_state in state['optimizers']:  # G and D: Adam counted every step across the restart
+        assert all(s['step'] == 6 for s in optimizer_state['state'].values())
+    assert state['schedulers'][0]['last_epoch'] == 5  # basicsr steps schedulers from iteration 2 on
+
+
+def test_torchrun_gloo_two_processes(tmp_path):
+    opt = gan_options(tmp_path, name='ddp')
+    yml = write_options(tmp_path, opt)
+    run = train(tmp_path, yml, launcher='pytorch')
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    exp = tmp_path / 'experiments' / 'ddp'
+    log = read_log(exp)
+    assert 'World size (gpu number): 2' in log
+    assert 'generator weights identical on all 2 ranks' in log
+    assert len(glob.glob(str(exp / 'train_*.log'))) == 1  # only rank 0 writes logs
+    assert sorted(os.listdir(exp / 'models')) == sorted(
+        ['net_d_2.pth', 'net_d_4.pth', 'net_d_latest.pth', 'net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth'])
+    assert not glob.glob(str(exp / 'models' / '.*'))  # no leftover temporary files
+
+
+def test_missing_vgg_weights_stop_before_anything_is_written(tmp_path):
+    opt = gan_options(tmp_path, name='novgg')
+    opt['train']['perceptual_opt'].pop('vgg_weights')
+    yml = write_options(tmp_path, opt)
+    env_home = tmp_path / 'torch_home'
+    env = subprocess_env()
+    env['TORCH_HOME'] = str(env_home)
+    run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', yml], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    expected = os.path.join(str(env_home), 'hub', 'checkpoints', 'vgg19-dcbb9e9d.pth')
+    assert f'error: the VGG19 weights for the perceptual loss are not at {expected}' in run.stderr
+    assert 'Traceback' not in run.stderr
+    assert not (tmp_path / 'experiments').exists()
+
+
+def _types(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'type' and isinstance(value, str):
+                yield value
+            else:
+                yield from _types(value)
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml'))),
+                         ids=os.path.basename)
+def test_shipped_option_files_name_registered_types(path):
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    assert opt['model_type'] in MODEL_REGISTRY
+    registries = (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY)
+    optimizers_and_schedulers = {'Adam', 'AdamW', 'MultiStepLR', 'CosineAnnealingRestartLR', 'lmdb', 'disk'}
+    for name in _types(opt):
+        assert name in optimizers_and_schedulers or any(name in r for r in registries), f'{name} is not registered'
+    for net in ('network_g', 'network_d'):
+        if net in opt:  # ours, not basicsr's same-purpose classes
+            assert opt[net]['type'].startswith('ESRGAN')
