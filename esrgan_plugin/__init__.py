@@ -14,6 +14,7 @@ from . import perceptual_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANPerceptua
 from . import ragan_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANRaGANLoss
 from . import psnr_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANPSNRModel
 from . import ragan_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANRaGANModel
+from . import div2k_dataset  # noqa: E402,F401  DATASET_REGISTRY: DIV2KPairedDataset
 
 __version__ = '0.1.0'
 
@@ -22,4 +23,5 @@ REGISTERED = {
     'arch': ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator'],
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
     'loss': ['ESRGANPerceptualLoss', 'ESRGANRaGANLoss'],
+    'dataset': ['DIV2KPairedDataset'],
 }

@@ -66,3 +66,49 @@ def save_text(text: str, path: str) -> None:
         with open(tmp, 'w', encoding='utf-8') as f:
             f.write(text)
     write_with(path, write)
+
+
+def save_bytes(data: bytes | np.ndarray, path: str) -> None:
+    """Write already-encoded bytes (e.g. a PNG made by a worker process) atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
+            f.write(memoryview(data))
+    write_with(path, write)
+
+
+PARTIAL_SUFFIX = '.partial'
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield ``path + '.partial'`` to build a folder (an image folder, an LMDB) in; rename it to ``path`` on success.
+
+    The folder only ever appears under its final name complete, so a crash, a
+    failing worker or Ctrl-C leaves at most a ``*.partial`` folder that no
+    reader mistakes for a finished one; it is removed on ordinary failures and
+    replaced by the next run. With ``overwrite`` an existing ``path`` is
+    replaced only once the new folder is complete.
+    """
+    import shutil
+
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(path)
+    partial = path + PARTIAL_SUFFIX
+    if os.path.isdir(partial):  # left by an earlier run that was killed
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    try:
+        yield partial
+        if os.path.exists(path):
+            old = path + '.old'
+            if os.path.isdir(old):
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(partial, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(partial, path)
+    finally:
+        if os.path.isdir(partial):
+            shutil.rmtree(partial, ignore_errors=True)

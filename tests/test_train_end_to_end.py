@@ -14,7 +14,7 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 from conftest import PYTHON, REPO_ROOT, TINY_ARCH, free_port, subprocess_env
 
-DATASET_TYPE = 'PairedImageDataset'
+DATASET_TYPE = 'DIV2KPairedDataset'
 
 
 def make_lmdb_pair(root, count=8, size=32, scale=4):

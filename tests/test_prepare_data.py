@@ -1,0 +1,268 @@
+"""Data preparation: sub-image layout, LR alignment, official LR folders, safe outputs, clear errors."""
+import os
+import subprocess
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+from basicsr.utils.matlab_functions import imresize
+
+from conftest import PYTHON, REPO_ROOT, subprocess_env
+from esrgan_plugin import prepare_data
+from esrgan_plugin.image_store import DataError, read_meta_info
+from esrgan_plugin.prepare_data import prepare, window_starts
+
+
+def _random_image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _matlab_lr(hr, scale):
+    """Reference LR computed here, independently of the code under test."""
+    return np.clip(np.round(imresize(hr.astype(np.float64) / 255.0, 1 / scale) * 255), 0, 255).astype(np.uint8)
+
+
+def _lmdb_items(path):
+    env = lmdb.open(path, readonly=True, lock=False)
+    with env.begin() as txn:
+        items = {k.decode(): cv2.imdecode(np.frombuffer(v, np.uint8), cv2.IMREAD_COLOR) for k, v in txn.cursor()}
+    env.close()
+    return items
+
+
+def test_window_starts_follow_basicsr_extract_subimages():
+    assert window_starts(1000, 480, 240, 0) == [0, 240, 480, 520]  # 40-pixel strip gets a flush window
+    assert window_starts(960, 480, 240, 0) == [0, 240, 480]  # exact fit: nothing extra
+    assert window_starts(1000, 480, 240, 40) == [0, 240, 480]  # strip not wider than thresh: dropped
+    assert window_starts(480, 480, 240, 0) == [0]
+    assert window_starts(479, 480, 240, 0) == []
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_subimage_count_and_lr_alignment_for_odd_sizes(tmp_path, workers):
+    hr = _random_image(203, 157)  # neither side a multiple of the scale
+    (tmp_path / 'hr').mkdir()
+    cv2.imwrite(str(tmp_path / 'hr' / 'pic.png'), hr)
+    out = prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), scale=4, crop=48, step=24, thresh=0,
+                  folders=True, workers=workers, progress=False)
+
+    # HR is cut to 200x156 first; rows at 0,24,...,144 plus 152 flush (8 left over), columns 0..96 plus 108.
+    rows, cols = [0, 24, 48, 72, 96, 120, 144, 152], [0, 24, 48, 72, 96, 108]
+    assert out.num_pairs == len(rows) * len(cols) == 48
+    gt, lq = _lmdb_items(out.gt_lmdb), _lmdb_items(out.lq_lmdb)
+    assert sorted(gt) == sorted(lq) == [f'pic_s{i:03d}' for i in range(1, 49)]
+    lr = _matlab_lr(hr[:200, :156], 4)
+    for i, (y, x) in enumerate([(y, x) for y in rows for x in cols], 1):
+        key = f'pic_s{i:03d}'
+        np.testing.assert_array_equal(gt[key], hr[y:y + 48, x:x + 48])
+        np.testing.assert_array_equal(lq[key], lr[y // 4:y // 4 + 12, x // 4:x // 4 + 12])
+        np.testing.assert_array_equal(cv2.imread(os.path.join(out.lq_folder, key + '.png')), lq[key])
+    meta = open(os.path.join(out.gt_lmdb, 'meta_info.txt')).read().splitlines()
+    assert meta[0] == 'pic_s001.png (48,48,3) 1' and len(meta) == 48
+    assert open(os.path.join(out.lq_lmdb, 'meta_info.txt')).readline() == 'pic_s001.png (12,12,3) 1\n'
+
+
+def test_thresh_drops_thin_edge_strips(tmp_path):
+    (tmp_path / 'hr').mkdir()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(203, 157))
+    # leftover strips: 8 rows (dropped with thresh 10), 12 columns (kept)
+    out = prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), crop=48, step=24, thresh=10, progress=False)
+    assert out.num_pairs == 7 * 6
+
+
+def test_whole_image_mode_crops_to_scale_multiple_and_matches_imresize(tmp_path):
+    (tmp_path / 'hr').mkdir()
+    hr = _random_image(203, 157, seed=3)
+    cv2.imwrite(str(tmp_path / 'hr' / 'photo.png'), hr)
+    out = prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), scale=4, whole_image=True, lmdb=False,
+                  folders=True, progress=False)
+    assert out.num_pairs == 1 and out.gt_lmdb is None
+    np.testing.assert_array_equal(cv2.imread(os.path.join(out.gt_folder, 'photo.png')), hr[:200, :156])
+    np.testing.assert_array_equal(cv2.imread(os.path.join(out.lq_folder, 'photo.png')), _matlab_lr(hr[:200, :156], 4))
+
+
+def _official_layout(tmp_path, sizes=((40, 52), (33, 27)), scale=4, lr_name='{}x4.png'):
+    """DIV2K-like folders where HR is LR repeated scale x scale, so alignment is visible pixel by pixel."""
+    (tmp_path / 'HR').mkdir()
+    (tmp_path / 'LR').mkdir()
+    lrs = {}
+    for i, (h, w) in enumerate(sizes, 1):
+        lr = _random_image(h, w, seed=i)
+        stem = f'{i:04d}'
+        cv2.imwrite(str(tmp_path / 'LR' / lr_name.format(stem)), lr)
+        cv2.imwrite(str(tmp_path / 'HR' / f'{stem}.png'), lr.repeat(scale, 0).repeat(scale, 1))
+        lrs[stem] = lr
+    return str(tmp_path / 'HR'), str(tmp_path / 'LR'), lrs
+
+
+def test_official_lr_folder_is_used_and_aligned(tmp_path):
+    hr_dir, lr_dir, lrs = _official_layout(tmp_path)
+    out = prepare(hr_dir, str(tmp_path / 'out'), crop=64, step=32, lr_dir=lr_dir, workers=2, progress=False)
+    gt, lq = _lmdb_items(out.gt_lmdb), _lmdb_items(out.lq_lmdb)
+    assert len(gt) == out.num_pairs > 0
+    for key in gt:
+        np.testing.assert_array_equal(gt[key][::4, ::4], lq[key])  # LQ is the given file, cut at the same place
+    # the given LR was used, not bicubic of HR (which would blur the 4x4 blocks)
+    assert not np.array_equal(_matlab_lr(gt['0001_s001'], 4), lq['0001_s001'])
+
+
+def test_official_lr_folder_with_hr_names_in_whole_image_mode(tmp_path):
+    hr_dir, lr_dir, lrs = _official_layout(tmp_path, lr_name='{}.png')
+    out = prepare(hr_dir, str(tmp_path / 'out'), lr_dir=lr_dir, whole_image=True, progress=False)
+    lq = _lmdb_items(out.lq_lmdb)
+    for stem, lr in lrs.items():
+        np.testing.assert_array_equal(lq[stem], lr)
+
+
+def test_missing_or_misaligned_lr_is_refused(tmp_path):
+    hr_dir, lr_dir, _ = _official_layout(tmp_path)
+    os.remove(os.path.join(lr_dir, '0002x4.png'))
+    with pytest.raises(DataError, match=r'no LR image for .*0002\.png'):
+        prepare(hr_dir, str(tmp_path / 'out'), crop=64, step=32, lr_dir=lr_dir, progress=False)
+    cv2.imwrite(os.path.join(lr_dir, '0002x4.png'), _random_image(30, 27))
+    with pytest.raises(DataError, match=r'0002x4\.png is 27x30 .* must be 27x33'):
+        prepare(hr_dir, str(tmp_path / 'out'), crop=64, step=32, lr_dir=lr_dir, progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bad_inputs_are_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match='does not exist'):
+        prepare(str(tmp_path / 'nope'), str(tmp_path / 'out'))
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'notes.txt').write_text('x')
+    with pytest.raises(DataError, match='no images'):
+        prepare(str(tmp_path / 'empty'), str(tmp_path / 'out'))
+    with pytest.raises(DataError, match='multiples of the scale'):
+        prepare(str(tmp_path / 'empty'), str(tmp_path / 'out'), crop=50)
+    (tmp_path / 'small').mkdir()
+    cv2.imwrite(str(tmp_path / 'small' / 'a.png'), _random_image(20, 20))
+    with pytest.raises(DataError, match='smaller than the crop size'):
+        prepare(str(tmp_path / 'small'), str(tmp_path / 'out'), crop=48, step=24)
+    cv2.imwrite(str(tmp_path / 'small' / 'my photo.png'), _random_image(20, 20))
+    with pytest.raises(DataError, match='cannot be an LMDB key'):
+        prepare(str(tmp_path / 'small'), str(tmp_path / 'out'), whole_image=True)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path):
+    (tmp_path / 'hr').mkdir()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(48, 48))
+    out = prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), whole_image=True, progress=False)
+    before = open(os.path.join(out.gt_lmdb, 'data.mdb'), 'rb').read()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(48, 48, seed=9))
+    with pytest.raises(DataError, match='already exists; pass --overwrite'):
+        prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), whole_image=True, progress=False)
+    assert open(os.path.join(out.gt_lmdb, 'data.mdb'), 'rb').read() == before
+    prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), whole_image=True, overwrite=True, progress=False)
+    np.testing.assert_array_equal(_lmdb_items(out.gt_lmdb)['a'], _random_image(48, 48, seed=9))
+    assert sorted(os.listdir(tmp_path / 'out')) == ['gt.lmdb', 'lq_x4.lmdb']
+
+
+def _assert_nothing_complete(out_dir):
+    left = os.listdir(out_dir) if os.path.isdir(out_dir) else []
+    assert not [n for n in left if n.endswith('.lmdb')], left
+    for name in left:  # whatever remains must not pass for a database
+        with pytest.raises(DataError):
+            read_meta_info(os.path.join(out_dir, name))
+
+
+def test_failing_worker_leaves_no_complete_database(tmp_path):
+    (tmp_path / 'hr').mkdir()
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / 'hr' / f'{i}.png'), _random_image(64, 64, seed=i))
+    data = (tmp_path / 'hr' / '2.png').read_bytes()
+    (tmp_path / 'hr' / '2.png').write_bytes(data[:len(data) // 2])  # header intact, pixels cut off
+    with pytest.raises(DataError, match=r'2\.png could not be decoded'):
+        prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), crop=32, step=16, workers=2, progress=False)
+    _assert_nothing_complete(str(tmp_path / 'out'))
+
+
+def test_interrupted_build_leaves_no_complete_database(tmp_path, monkeypatch):
+    (tmp_path / 'hr').mkdir()
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / 'hr' / f'{i}.png'), _random_image(64, 64, seed=i))
+    real, calls = prepare_data._process_image, []
+
+    def interrupted_on_third(settings, job):
+        calls.append(job.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(settings, job)
+
+    monkeypatch.setattr(prepare_data, '_process_image', interrupted_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), crop=32, step=16, workers=1, folders=True,
+                progress=False)
+    assert len(calls) == 3  # two images were already written when it stopped
+    _assert_nothing_complete(str(tmp_path / 'out'))
+    assert not [n for n in os.listdir(tmp_path / 'out') if n in ('gt', 'lq_x4')]
+
+
+def test_killed_build_leftover_is_not_mistaken_for_a_database(tmp_path):
+    from esrgan_plugin import fileio
+
+    (tmp_path / 'hr').mkdir()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(48, 48))
+    # what a SIGKILL mid-build leaves: a .partial folder with data but no meta_info.txt
+    stale = tmp_path / 'out' / ('gt.lmdb' + fileio.PARTIAL_SUFFIX)
+    stale.mkdir(parents=True)
+    (stale / 'data.mdb').write_bytes(b'\0' * 4096)
+    with pytest.raises(DataError, match='no meta_info.txt'):
+        read_meta_info(str(stale))
+    out = prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), whole_image=True, progress=False)  # replaces it
+    assert sorted(os.listdir(tmp_path / 'out')) == ['gt.lmdb', 'lq_x4.lmdb']
+    assert [e.key for e in read_meta_info(out.gt_lmdb)] == ['a']
+
+
+def test_set14_whole_image_lr_matches_published_lr(tmp_path, shared_data):
+    out = prepare(os.path.join(shared_data, 'Set14', 'GTmod12'), str(tmp_path / 'out'), whole_image=True,
+                  lmdb=False, folders=True, workers=2, progress=False)
+    ref_dir = os.path.join(shared_data, 'Set14', 'LRbicx4')
+    names = sorted(os.listdir(ref_dir))
+    assert out.num_pairs == len(names) == 14
+    total = off = 0
+    for name in names:
+        ours = cv2.imread(os.path.join(out.lq_folder, name)).astype(int)
+        ref = cv2.imread(os.path.join(ref_dir, name)).astype(int)
+        assert ours.shape == ref.shape, name
+        diff = np.abs(ours - ref)
+        assert diff.max() <= 1, name  # only rounding ties may differ
+        total, off = total + diff.size, off + int((diff > 0).sum())
+    assert off <= 1e-4 * total
+
+
+def test_cli_help(tmp_path):
+    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.prepare_data', '-h'], capture_output=True, text=True,
+                            env=subprocess_env(), timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '--lr-dir' in result.stdout and '--whole-image' in result.stdout and '--overwrite' in result.stdout
+
+
+def _run_cli(argv, capsys):
+    from esrgan_plugin.cli import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(prepare_data.main, argv)
+    return exit_info.value.code, capsys.readouterr()
+
+
+def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
+    code, captured = _run_cli([str(tmp_path / 'nope'), str(tmp_path / 'o')], capsys)
+    assert code == 1
+    assert captured.err.startswith('error: HR folder') and captured.err.count('\n') == 1
+    assert not (tmp_path / 'o').exists()
+
+
+def test_cli_script_builds_databases_and_refuses_to_overwrite(tmp_path, capsys):
+    (tmp_path / 'hr').mkdir()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(100, 80))
+    args = [str(tmp_path / 'hr'), str(tmp_path / 'o'), '--crop', '48', '--step', '24', '--workers', '2']
+    # the script from a clone, as a user runs it
+    result = subprocess.run([PYTHON, os.path.join(REPO_ROOT, 'scripts', 'prepare_data.py')] + args,
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '12 pairs written' in result.stdout
+    assert [e.shape for e in read_meta_info(str(tmp_path / 'o' / 'lq_x4.lmdb'))] == [(12, 12, 3)] * 12
+    code, captured = _run_cli(args, capsys)
+    assert code == 1 and 'already exists; pass --overwrite' in captured.err
