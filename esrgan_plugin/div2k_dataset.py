@@ -19,6 +19,7 @@ itself holds only paths, keys and shapes, so it pickles cheaply to workers.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 from typing import Any, NamedTuple, Optional
@@ -98,6 +99,8 @@ class DIV2KPairedDataset(data.Dataset):
 
     def __init__(self, opt: dict) -> None:
         super().__init__()
+        # basicsr's launcher and models read dataset.opt (e.g. opt['name']); a copy, so ours stays untouched.
+        self.opt = copy.deepcopy(opt)
         self.gt_root = str(_option(opt, 'dataroot_gt'))
         self.lq_root = str(_option(opt, 'dataroot_lq'))
         backend = opt.get('io_backend') or {'type': 'disk'}

@@ -239,3 +239,19 @@ def test_undecodable_value_names_its_key(our_lmdbs):
     with pytest.raises(DataError, match=r'key img1 in .*gt\.lmdb is not a decodable image'):
         dataset[1]
     dataset.close()
+
+
+def test_exposes_a_copy_of_its_options_for_basicsrs_launcher(tmp_path):
+    """basicsr's train/test pipelines and validation read dataset.opt['name']."""
+    import cv2
+    import numpy as np
+    from basicsr.data import build_dataset
+    for kind, size in (('gt', 16), ('lq', 4)):
+        (tmp_path / kind).mkdir()
+        cv2.imwrite(str(tmp_path / kind / 'a.png'), np.zeros((size, size, 3), np.uint8))
+    opt = {'name': 'val14', 'type': 'DIV2KPairedDataset', 'phase': 'val', 'scale': 4,
+           'dataroot_gt': str(tmp_path / 'gt'), 'dataroot_lq': str(tmp_path / 'lq'), 'io_backend': {'type': 'disk'}}
+    dataset = build_dataset(opt)
+    assert dataset.opt['name'] == 'val14'
+    dataset.opt['name'] = 'changed'
+    assert opt['name'] == 'val14'
