@@ -221,9 +221,10 @@ def _results(jobs: list[_Job], s: _Settings, workers: int, stack: contextlib.Exi
     task = functools.partial(_process_image, s)
     if workers <= 1:
         return map(task, jobs)
-    # fork where available: workers start at once without re-importing torch and basicsr.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context('fork' if 'fork' in methods else 'spawn')
+    # spawn, not fork: a caller that already used OpenCV or torch has live thread pools, and a
+    # forked child inherits their locks and can hang forever (seen with the demo). Spawned
+    # workers pay one import of torch/basicsr each, which is small next to the image work.
+    ctx = multiprocessing.get_context('spawn')
     pool = stack.enter_context(ctx.Pool(workers, initializer=_init_worker))
     return pool.imap(task, jobs)  # in order, so meta_info.txt lists keys sorted
 

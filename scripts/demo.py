@@ -182,10 +182,8 @@ def main() -> int:
     start = time.time()
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from esrgan_plugin.checkpoint import load_generator
-    from esrgan_plugin.interpolate import interpolate_state_dicts
     from esrgan_plugin.perceptual_loss import default_vgg19_path
     from esrgan_plugin.prepare_data import prepare
-    from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
 
     step('Writing photos bundled with scikit-image (training: ' + ', '.join(TRAIN_PHOTOS) + '; held out: '
          + ', '.join(TEST_PHOTOS) + ')')
@@ -214,10 +212,7 @@ def main() -> int:
 
     step('Evaluating on the held-out photos (PSNR/SSIM on Y, 4-pixel border)')
     psnr_net, gan_net = load_generator(psnr_model), load_generator(gan_model)
-    interp = ESRGANRRDBNet(**{k: v for k, v in NETWORK_G.items() if k != 'type'}).eval()
-    interp.load_state_dict(interpolate_state_dicts(psnr_net.state_dict(), gan_net.state_dict(), 0.8))
-    scores = evaluate({'PSNR model': psnr_net, 'ESRGAN': gan_net, 'interpolated (alpha 0.8)': interp},
-                      test_data, out)
+    scores = evaluate({'PSNR model': psnr_net, 'ESRGAN': gan_net}, test_data, out)
     print(f'\n{"method":<26}{"PSNR (dB)":>10}{"SSIM":>8}')
     for name, (psnr, ssim) in scores.items():
         print(f'{name:<26}{psnr:>10.2f}{ssim:>8.4f}')

@@ -266,3 +266,32 @@ def test_cli_script_builds_databases_and_refuses_to_overwrite(tmp_path, capsys):
     assert [e.shape for e in read_meta_info(str(tmp_path / 'o' / 'lq_x4.lmdb'))] == [(12, 12, 3)] * 12
     code, captured = _run_cli(args, capsys)
     assert code == 1 and 'already exists; pass --overwrite' in captured.err
+
+
+def test_parallel_prepare_after_the_caller_used_threads(tmp_path):
+    """A caller whose OpenCV/torch thread pools are running (like the demo) must not hang the workers."""
+    import subprocess
+    import textwrap
+
+    from conftest import PYTHON, subprocess_env
+    code = textwrap.dedent(f'''
+        import cv2, numpy as np, torch, esrgan_plugin
+        from esrgan_plugin.prepare_data import prepare
+        torch.set_num_threads(2)
+        big = np.random.rand(1200, 1200, 3).astype(np.float32)
+        for _ in range(3):
+            cv2.GaussianBlur(big, (31, 31), 5)
+            torch.randn(600, 600) @ torch.randn(600, 600)
+        import os
+        os.makedirs({str(tmp_path / 'hr')!r})
+        for i in range(4):
+            cv2.imwrite({str(tmp_path / 'hr')!r} + f'/{{i}}.png', (np.random.rand(64, 64, 3) * 255).astype(np.uint8))
+        out = prepare({str(tmp_path / 'hr')!r}, {str(tmp_path / 'out')!r}, crop=32, step=32, workers=2,
+                      progress=False)
+        print('pairs', out.num_pairs)
+    ''')
+    env = subprocess_env()
+    env.pop('OMP_NUM_THREADS', None)
+    run = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=90)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert 'pairs 16' in run.stdout
