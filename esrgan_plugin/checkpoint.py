@@ -25,6 +25,7 @@ import os
 import pickle
 import pickletools
 import re
+import struct
 import zipfile
 from typing import Mapping, Optional
 
@@ -84,7 +85,9 @@ def read_checkpoint(path: str) -> object:
                 'unpickling them can run arbitrary code; re-save it as a plain state dict or .safetensors.') from None
         raise CheckpointError(f'Checkpoint {path} is not a PyTorch or safetensors checkpoint '
                               '(truncated or corrupt?); check the file.') from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as err:
+    # Short junk makes torch's weights-only unpickler fail in struct.unpack or a memo lookup.
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError, IndexError,
+            struct.error) as err:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f'Checkpoint {path} is not a readable PyTorch checkpoint (truncated or corrupt?): '
                               f'{first_line}') from None

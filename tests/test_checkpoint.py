@@ -109,7 +109,8 @@ def test_truncated_safetensors(tmp_path):
         ckpt.load_generator(path)
 
 
-@pytest.mark.parametrize('content', [b'not a checkpoint at all\n' * 10, b'\x89PNG\r\n\x1a\n' + b'\0' * 64])
+@pytest.mark.parametrize('content', [b'not a checkpoint at all\n' * 10, b'\x89PNG\r\n\x1a\n' + b'\0' * 64,
+                                     b'junk', b'junk file that is longer'])
 def test_non_checkpoint_file(tmp_path, content):
     path = tmp_path / 'g.pth'
     path.write_bytes(content)

@@ -1,0 +1,301 @@
+"""``python -m esrgan_plugin.infer -i <file|folder> -o <folder> -m <checkpoint>``: upscale your own images.
+
+Any checkpoint layout loads (``checkpoint.load_generator``); the architecture
+and scale are read from the file. Images are read as OpenCV reads them
+(``IMREAD_UNCHANGED``) and keep their kind: grayscale stays grayscale, an alpha
+channel is upscaled too, 16-bit stays 16-bit where the output format allows.
+The per-image steps (``read_image``, ``upscale_image``, ``write_image``) are
+plain functions so they can be used and tested without the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import fileio
+from .checkpoint import load_generator
+from .errors import UserFacingError
+from .tiling import count_tiles, upscale_tiled
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
+OUTPUT_EXTENSIONS = ('auto', 'png', 'jpg', 'webp', 'tiff')
+PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+_LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
+                  '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
+
+
+class ImageReadError(UserFacingError):
+    """One input file that cannot be used; the command reports it and goes on with the others."""
+
+
+@dataclass
+class Picture:
+    """An image as floats in [0, 1]: ``color`` is H x W x 3 (RGB) or H x W (gray); ``alpha`` H x W or None."""
+    color: np.ndarray
+    alpha: Optional[np.ndarray]
+    dtype: np.dtype  # the file's sample type, kept for writing
+
+
+# ------------------------------------------------------------------ reading
+def read_image(path: str) -> Picture:
+    """Read any image OpenCV can decode, without changing its channels or bit depth.
+
+    Raises:
+        ImageReadError: the file is missing, not an image, corrupt, or of an unsupported sample type.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as err:
+        raise ImageReadError(f'cannot read {path}: {err.strerror}; skipped.') from None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ImageReadError(f'{path} is not an image OpenCV can decode (corrupt or unsupported format); skipped.')
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        values = img.astype(np.float32) / np.iinfo(img.dtype).max
+    elif img.dtype == np.float32:
+        values = np.clip(img, 0, 1)  # float TIFFs are taken to hold [0, 1]
+    else:
+        raise ImageReadError(f'{path} has {img.dtype} samples; only 8-bit, 16-bit and float32 images are '
+                             'supported; skipped.')
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    if values.ndim == 2:
+        return Picture(values, None, img.dtype)
+    if values.shape[2] == 3:
+        return Picture(values[..., ::-1].copy(), None, img.dtype)  # OpenCV's BGR to RGB
+    if values.shape[2] == 4:
+        return Picture(values[..., 2::-1].copy(), values[..., 3].copy(), img.dtype)
+    raise ImageReadError(f'{path} has {values.shape[2]} channels; only gray, RGB and RGBA are supported; skipped.')
+
+
+# ------------------------------------------------------------------ upscaling
+def _to_tensor(img: np.ndarray, channels: int) -> torch.Tensor:
+    """H x W or H x W x 3 floats to a 1 x channels x H x W tensor; gray is replicated, color turned gray."""
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], channels, axis=2)
+    elif channels == 1:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).unsqueeze(0)
+
+
+def _from_tensor(out: torch.Tensor, gray: bool) -> np.ndarray:
+    img = out[0].float().clamp(0, 1).numpy().transpose(1, 2, 0)
+    if img.shape[2] == 1:
+        return img[..., 0]
+    # A gray input went through the net as three equal channels; its luma is the gray output.
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if gray else img
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (width, height): Lanczos when enlarging, area averaging when shrinking (no aliasing)."""
+    if (img.shape[1], img.shape[0]) == size:
+        return img
+    shrinking = size[0] < img.shape[1] or size[1] < img.shape[0]
+    return np.clip(cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4), 0, 1)
+
+
+def upscale_image(net: torch.nn.Module, picture: Picture, tile: int = 0, tile_pad: int = 32,
+                  outscale: Optional[float] = None, alpha_mode: str = 'net',
+                  progress: Optional[Callable[[], None]] = None) -> Picture:
+    """Upscale a picture with ``net`` (tiled when ``tile`` > 0), then resize to ``outscale`` if given.
+
+    The alpha channel goes through the net as a gray image (``alpha_mode='net'``),
+    which keeps its edges as sharp as the color's, or is resized bicubically
+    (``'bicubic'``, half the work).
+    """
+    channels = net.conv_first.in_channels // int(getattr(net, 'unshuffle', 1))**2
+
+    def run(img: np.ndarray, gray: bool) -> np.ndarray:
+        return _from_tensor(upscale_tiled(net, _to_tensor(img, channels), tile, tile_pad, progress), gray)
+
+    height, width = picture.color.shape[:2]
+    color = run(picture.color, picture.color.ndim == 2)
+    alpha = None
+    if picture.alpha is not None:
+        if alpha_mode == 'net':
+            alpha = run(picture.alpha, True)
+        else:
+            size = (color.shape[1], color.shape[0])
+            alpha = np.clip(cv2.resize(picture.alpha, size, interpolation=cv2.INTER_CUBIC), 0, 1)
+    if outscale is not None:
+        size = (max(1, round(width * outscale)), max(1, round(height * outscale)))
+        color = _resize(color, size)
+        alpha = None if alpha is None else _resize(alpha, size)
+    return Picture(color, alpha, picture.dtype)
+
+
+# ------------------------------------------------------------------ writing
+def output_dtype(input_dtype: np.dtype, ext: str) -> np.dtype:
+    """Keep 16-bit (and float TIFF) depth where the format can hold it; otherwise 8-bit."""
+    if ext in ('.png', '.tif', '.tiff') and input_dtype in (np.uint16, np.float32):
+        return np.dtype(np.float32) if (input_dtype == np.float32 and ext != '.png') else np.dtype(np.uint16)
+    return np.dtype(np.uint8)
+
+
+def to_array(picture: Picture, dtype: np.dtype) -> np.ndarray:
+    """The picture as an OpenCV array (BGR/BGRA or gray) of ``dtype``."""
+    img = picture.color if picture.color.ndim == 2 else picture.color[..., ::-1]
+    if picture.alpha is not None:
+        if img.ndim == 2:  # OpenCV writes gray+alpha as BGRA
+            img = np.repeat(img[..., None], 3, axis=2)
+        img = np.concatenate([img, picture.alpha[..., None]], axis=2)
+    if dtype == np.float32:
+        return np.ascontiguousarray(img, dtype=np.float32)
+    peak = np.iinfo(dtype).max
+    return np.ascontiguousarray(np.round(img * peak)).astype(dtype)
+
+
+def write_image(picture: Picture, path: str) -> None:
+    """Write atomically; the extension picks format and depth (``output_dtype``)."""
+    ext = os.path.splitext(path)[1].lower()
+    fileio.save_image(to_array(picture, output_dtype(picture.dtype, ext)), path, _LOSSY_QUALITY.get(ext))
+
+
+def output_path(input_path: str, out_dir: str, suffix: str, ext: str, has_alpha: bool) -> str:
+    """``<out_dir>/<stem><suffix>.<ext>``; 'auto' keeps the input's format unless it cannot hold alpha."""
+    stem, in_ext = os.path.splitext(os.path.basename(input_path))
+    out_ext = in_ext.lower() if ext == 'auto' else f'.{ext}'
+    if out_ext not in IMAGE_EXTENSIONS or (has_alpha and out_ext in ('.jpg', '.jpeg')):
+        out_ext = '.png'
+    return os.path.join(out_dir, f'{stem}{suffix}{out_ext}')
+
+
+def process_file(net: torch.nn.Module, input_path: str, out_path: str, **options) -> str:
+    """Read, upscale and write one image; ``options`` are ``upscale_image``'s. Returns the written path."""
+    picture = read_image(input_path)
+    write_image(upscale_image(net, picture, **options), out_path)
+    return out_path
+
+
+# ------------------------------------------------------------------ command line
+def list_inputs(path: str) -> list[str]:
+    """The image files to process: the file itself, or a folder's images (not recursive)."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise UserFacingError(f'input {path} does not exist; pass an image file or a folder of images.')
+    files = sorted(os.path.join(path, n) for n in os.listdir(path)
+                   if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
+    if not files:
+        raise UserFacingError(f'folder {path} holds no images ({", ".join(IMAGE_EXTENSIONS)}); pass another folder.')
+    return files
+
+
+def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str) -> list[str]:
+    """Output paths, refusing any that would overwrite an input or collide with another output."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserFacingError(f'output {out_dir} is a file; pass a folder (it is created if missing).')
+    # Whether an image has alpha is only known once read; a PNG-or-same-extension guess is enough here.
+    outputs = [output_path(p, out_dir, suffix, ext, has_alpha=False) for p in inputs]
+    real_inputs = {os.path.realpath(p) for p in inputs}
+    seen = {}
+    for src, dst in zip(inputs, outputs):
+        if os.path.realpath(dst) in real_inputs:
+            raise UserFacingError(f'the output for {src} would overwrite the input {dst}; choose another output '
+                                  'folder or a non-empty --suffix.')
+        if dst in seen:
+            raise UserFacingError(f'{seen[dst]} and {src} would both be written to {dst}; use --ext auto or separate '
+                                  'folders.')
+        seen[dst] = src
+    return outputs
+
+
+def choose_device(name: str) -> torch.device:
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise UserFacingError('--device cuda was asked for but no CUDA device is available; use --device cpu.')
+    return torch.device(name)
+
+
+def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Optional[str]]:
+    """The compute dtype and, when the request cannot be honoured, a note saying what is used instead."""
+    if precision == 'fp16' and device.type == 'cpu':
+        # Half-precision convolutions on the CPU are slow or missing depending on the build; bf16 is the CPU's.
+        return torch.float32, 'fp16 is not used on the CPU (slow or unsupported there); running in fp32. ' \
+                              'Use --precision bf16 for reduced precision on the CPU.'
+    return PRECISIONS[precision], None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m esrgan_plugin.infer',
+        description='Upscale images with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, RGBA and '
+        '16-bit images keep their kind; outputs are written atomically.')
+    parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
+    parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
+    parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
+    parser.add_argument('--tile', type=int, default=256,
+                        help='tile side in input pixels, bounds memory on large images; 0: whole image (default 256)')
+    parser.add_argument('--tile-pad', type=int, default=32,
+                        help='context pixels around each tile (default 32); see README for exactness')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                        help='compute precision (fp16 is CUDA only; on the CPU it falls back to fp32)')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
+    parser.add_argument('--outscale', type=float, default=None,
+                        help='final scale, e.g. 3.5: the net output is resized (Lanczos up, area down)')
+    parser.add_argument('--suffix', default='_out', help='appended to each output file name (default _out)')
+    parser.add_argument('--ext', choices=OUTPUT_EXTENSIONS, default='auto',
+                        help='output format; auto keeps the input\'s (PNG when it has alpha and was JPEG)')
+    parser.add_argument('--alpha', choices=['net', 'bicubic'], default='net',
+                        help='how an alpha channel is upscaled (default: by the net, as a gray image)')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tile < 0 or args.tile_pad < 0:
+        parser.error('--tile and --tile-pad must be 0 or more')
+    if args.outscale is not None and args.outscale <= 0:
+        parser.error('--outscale must be positive, e.g. 2 or 3.5')
+    inputs = list_inputs(args.input)
+    outputs = plan_outputs(inputs, args.output, args.suffix, args.ext)
+    device = choose_device(args.device)
+    dtype, note = choose_dtype(args.precision, device)
+    if note:
+        print(f'warning: {note}', file=sys.stderr)
+
+    net = load_generator(args.model).to(device, dtype)
+    real_inputs = {os.path.realpath(p) for p in inputs}
+    failed = 0
+    bar = tqdm(list(zip(inputs, outputs)), unit='image', disable=len(inputs) == 1)
+    for src, dst in bar:
+        bar.set_postfix_str(os.path.basename(src))
+        try:
+            picture = read_image(src)
+            dst = output_path(src, args.output, args.suffix, args.ext, picture.alpha is not None)
+            if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
+                raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
+            h, w = picture.color.shape[:2]
+            runs = count_tiles(h, w, args.tile) * (2 if picture.alpha is not None and args.alpha == 'net' else 1)
+            with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
+                result = upscale_image(net, picture, args.tile, args.tile_pad, args.outscale, args.alpha,
+                                       progress=tiles.update)
+            write_image(result, dst)
+        except ImageReadError as err:
+            tqdm.write(f'error: {err}', file=sys.stderr)
+            failed += 1
+        except torch.OutOfMemoryError:
+            raise UserFacingError(f'out of memory while upscaling {src}; pass a smaller --tile (now {args.tile}).') \
+                from None
+        except OSError as err:
+            tqdm.write(f'error: cannot write {dst}: {err}; skipped.', file=sys.stderr)
+            failed += 1
+    done = len(inputs) - failed
+    print(f'{done} of {len(inputs)} image(s) written to {args.output}' + (f', {failed} failed' if failed else ''),
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    from .cli import run_main
+    run_main(main)

@@ -1,0 +1,206 @@
+"""Upscaling users' images: each image kind, tiling, outscale, precision, failures and the command line."""
+import os
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import PYTHON, subprocess_env, tiny_generator
+from esrgan_plugin import infer
+from esrgan_plugin.checkpoint import from_basicsr_layout
+from esrgan_plugin.errors import UserFacingError
+
+
+def net_output(net, rgb01: np.ndarray) -> np.ndarray:
+    """The net run directly on an H x W x 3 RGB float image: the reference for the pipeline."""
+    with torch.no_grad():
+        out = net(torch.from_numpy(np.ascontiguousarray(rgb01.transpose(2, 0, 1))).float().unsqueeze(0))
+    return out[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+@pytest.fixture
+def net():
+    return tiny_generator(scale=4, seed=2)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def write(path, img) -> str:
+    assert cv2.imwrite(str(path), img)
+    return str(path)
+
+
+def test_color_png_equals_the_net_on_the_rgb_image(tmp_path, net, rng):
+    bgr = rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)
+    src = write(tmp_path / 'a.png', bgr)
+    infer.process_file(net, src, str(tmp_path / 'out.png'))
+    expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)[..., ::-1]
+    assert np.array_equal(cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED), expected)
+
+
+def test_gray_stays_gray(tmp_path, net, rng):
+    gray = rng.integers(0, 256, (12, 9), dtype=np.uint8)
+    src = write(tmp_path / 'g.png', gray)
+    infer.process_file(net, src, str(tmp_path / 'g_out.png'))
+    out = cv2.imread(str(tmp_path / 'g_out.png'), cv2.IMREAD_UNCHANGED)
+    expected = luma(net_output(net, np.repeat(gray[..., None] / 255.0, 3, axis=2)))
+    assert out.shape == (48, 36) and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - expected * 255).max() <= 0.51
+
+
+def test_rgba_alpha_is_upscaled_by_the_net(tmp_path, net, rng):
+    bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
+    src = write(tmp_path / 'rgba.png', bgra)
+    infer.process_file(net, src, str(tmp_path / 'rgba_out.png'))
+    out = cv2.imread(str(tmp_path / 'rgba_out.png'), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (40, 56, 4)
+    color = np.round(net_output(net, bgra[..., 2::-1] / 255.0) * 255)[..., ::-1]
+    alpha = luma(net_output(net, np.repeat(bgra[..., 3:] / 255.0, 3, axis=2))) * 255
+    assert np.array_equal(out[..., :3], color.astype(np.uint8))
+    assert np.abs(out[..., 3] - alpha).max() <= 0.51
+
+
+def test_rgba_alpha_bicubic(tmp_path, net, rng):
+    bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
+    picture = infer.read_image(write(tmp_path / 'rgba.png', bgra))
+    result = infer.upscale_image(net, picture, alpha_mode='bicubic')
+    expected = np.clip(cv2.resize(bgra[..., 3] / np.float32(255), (56, 40), interpolation=cv2.INTER_CUBIC), 0, 1)
+    np.testing.assert_allclose(result.alpha, expected, atol=1e-6)
+
+
+def test_16bit_png_stays_16bit(tmp_path, net, rng):
+    bgr = rng.integers(0, 65536, (9, 10, 3), dtype=np.uint16)
+    src = write(tmp_path / 'deep.png', bgr)
+    infer.process_file(net, src, str(tmp_path / 'deep_out.png'))
+    out = cv2.imread(str(tmp_path / 'deep_out.png'), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (36, 40, 3)
+    expected = net_output(net, bgr[..., ::-1] / 65535.0)[..., ::-1] * 65535
+    assert np.abs(out - expected).max() <= 0.6  # float32 compute, rounded to 1/65535
+    assert len(np.unique(out)) > 256  # really more than 8 bits of levels
+
+
+@pytest.mark.parametrize('ext', ['.jpg', '.webp', '.tiff', '.bmp'])
+def test_formats_opencv_reads(tmp_path, net, rng, ext):
+    bgr = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    src = write(tmp_path / f'x{ext}', bgr)
+    decoded = cv2.imread(src, cv2.IMREAD_UNCHANGED)  # what a lossy format actually stored
+    dst = infer.output_path(src, str(tmp_path / 'out'), '_out', 'auto', has_alpha=False)
+    assert dst.endswith(f'x_out{ext}')
+    infer.process_file(net, src, dst)
+    out = cv2.imread(dst, cv2.IMREAD_UNCHANGED)
+    expected = net_output(net, decoded[..., ::-1] / 255.0)[..., ::-1] * 255
+    tolerance = 0.51 if ext in ('.tiff', '.bmp') else 40  # lossless formats exact; lossy ones close
+    assert out.shape == (32, 48, 3) and np.abs(out - expected).mean() < tolerance
+
+
+def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
+    bgr = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    picture = infer.read_image(write(tmp_path / 'odd.png', bgr))
+    whole = infer.to_array(infer.upscale_image(net, picture, tile=0), np.dtype(np.uint8))
+    tiled = infer.to_array(infer.upscale_image(net, picture, tile=12, tile_pad=34), np.dtype(np.uint8))
+    assert whole.shape == (148, 116, 3)
+    assert np.abs(whole.astype(int) - tiled).max() <= 1 and np.mean(whole != tiled) < 1e-3  # rounding ties only
+
+
+# the net gives x4; beyond that Lanczos enlarges it, below it area averaging shrinks it
+@pytest.mark.parametrize('outscale,interp', [(6, cv2.INTER_LANCZOS4), (3.5, cv2.INTER_AREA), (2, cv2.INTER_AREA)])
+def test_outscale_resizes_the_net_output(tmp_path, net, rng, outscale, interp):
+    bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    picture = infer.read_image(write(tmp_path / 'a.png', bgr))
+    result = infer.upscale_image(net, picture, outscale=outscale)
+    size = (round(12 * outscale), round(10 * outscale))
+    expected = np.clip(cv2.resize(net_output(net, bgr[..., ::-1] / np.float32(255)), size, interpolation=interp), 0, 1)
+    assert result.color.shape == (size[1], size[0], 3)
+    np.testing.assert_allclose(result.color, expected, atol=1e-5)
+
+
+def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
+    bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    picture = infer.read_image(write(tmp_path / 'a.png', bgr))
+    fp32 = infer.upscale_image(net, picture).color
+    bf16 = infer.upscale_image(tiny_generator(scale=4, seed=2).to(torch.bfloat16), picture).color
+    assert np.abs(fp32 - bf16).max() < 0.05
+
+
+def test_fp16_on_cpu_falls_back_with_a_note():
+    dtype, note = infer.choose_dtype('fp16', torch.device('cpu'))
+    assert dtype == torch.float32 and 'bf16' in note
+    assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
+
+
+def test_corrupt_and_missing_images_are_reported(tmp_path):
+    (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
+    with pytest.raises(infer.ImageReadError, match='bad.png'):
+        infer.read_image(str(tmp_path / 'bad.png'))
+    with pytest.raises(infer.ImageReadError, match='nope.png'):
+        infer.read_image(str(tmp_path / 'nope.png'))
+
+
+def test_outputs_never_overwrite_inputs(tmp_path, rng):
+    src = write(tmp_path / 'a.png', rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    with pytest.raises(UserFacingError, match='overwrite'):
+        infer.plan_outputs([src], str(tmp_path), '', 'auto')
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(UserFacingError, match='is a file'):
+        infer.plan_outputs([src], str(tmp_path / 'file'), '_out', 'auto')
+    with pytest.raises(UserFacingError, match='does not exist'):
+        infer.list_inputs(str(tmp_path / 'missing'))
+
+
+def test_a_failed_write_leaves_nothing(tmp_path, net, rng, monkeypatch):
+    src = write(tmp_path / 'a.png', rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    out_dir = tmp_path / 'out'
+
+    def encode_then_fail(ext, img, params):  # as if interrupted while the file is being written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv2, 'imencode', encode_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        infer.process_file(net, src, str(out_dir / 'a_out.png'))
+    assert not out_dir.exists() or os.listdir(out_dir) == []
+
+
+# ------------------------------------------------------------------ the command, end to end
+def run_infer(tmp_path, *args):
+    return subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', *args], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=180, cwd=tmp_path)
+
+
+def test_command_on_a_folder_with_a_corrupt_file(tmp_path, net, rng):
+    images = tmp_path / 'in'
+    images.mkdir()
+    write(images / 'one.png', rng.integers(0, 256, (9, 7, 3), dtype=np.uint8))
+    write(images / 'two.jpg', rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    (images / 'broken.png').write_bytes(b'not an image')
+    # the original release layout, to show any layout loads and the architecture is read from the file
+    torch.save(from_basicsr_layout(net.state_dict(), 'original'), tmp_path / 'model.pth')
+    result = run_infer(tmp_path, '-i', 'in', '-o', 'out', '-m', 'model.pth', '--tile', '4', '--tile-pad', '34')
+    assert result.returncode == 1
+    assert sorted(os.listdir(tmp_path / 'out')) == ['one_out.png', 'two_out.jpg']  # nothing else, no temp files
+    assert 'error:' in result.stderr and 'broken.png' in result.stderr and 'Traceback' not in result.stderr
+    assert '2 of 3 image(s)' in result.stderr
+    out = cv2.imread(str(tmp_path / 'out' / 'one_out.png'))
+    expected = np.round(net_output(net, cv2.imread(str(images / 'one.png'))[..., ::-1] / 255.0) * 255)[..., ::-1]
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_command_errors_and_help(tmp_path, net, rng):
+    result = run_infer(tmp_path, '-h')
+    assert result.returncode == 0 and '--tile-pad' in result.stdout and '--outscale' in result.stdout
+    torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
+    result = run_infer(tmp_path, '-i', 'missing.png', '-o', 'out', '-m', 'model.pth')
+    assert result.returncode == 1 and result.stderr.startswith('error: input missing.png does not exist')
+    write(tmp_path / 'a.png', rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    (tmp_path / 'bad.pth').write_bytes(b'junk')
+    result = run_infer(tmp_path, '-i', 'a.png', '-o', 'out', '-m', 'bad.pth')
+    assert result.returncode == 1 and 'error: Checkpoint bad.pth' in result.stderr
+    assert 'Traceback' not in result.stderr and not (tmp_path / 'out').exists()
