@@ -42,6 +42,11 @@ def check_option_file(parser: argparse.ArgumentParser, path: str) -> None:
         parser.error(f'option file {path} does not hold a mapping of options; see the files in options/')
 
 
+def say(message: str, error: bool = False) -> None:
+    """Terminal output of the commands (results, warnings); library code logs instead."""
+    print(message, file=sys.stderr if error else sys.stdout, flush=True)
+
+
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
     """Run an entry point; a UserFacingError becomes one line on stderr and exit code 1."""
     try:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import fileio
+from .cli import run_main, say
 from .checkpoint import infer_arch_params, load_generator
 from .errors import UserFacingError
 
@@ -108,11 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         export_safetensors(net, args.output)
     else:
         diff = export_onnx(net, args.output)
-        print(f'ONNX Runtime vs PyTorch on a random input: max abs difference {diff:.3g}')
-    print(f'wrote {args.output} ({", ".join(f"{k}={v}" for k, v in arch_metadata(net).items())})')
+        say(f'ONNX Runtime vs PyTorch on a random input: max abs difference {diff:.3g}')
+    say(f'wrote {args.output} ({", ".join(f"{k}={v}" for k, v in arch_metadata(net).items())})')
     return 0
 
 
 if __name__ == '__main__':
-    from .cli import run_main
     run_main(main)

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from . import fileio
+from .cli import run_main, say
 from .checkpoint import load_generator
 from .errors import UserFacingError
 from .tiling import count_tiles, upscale_tiled
@@ -262,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = choose_device(args.device)
     dtype, note = choose_dtype(args.precision, device)
     if note:
-        print(f'warning: {note}', file=sys.stderr)
+        say(f'warning: {note}', error=True)
 
     net = load_generator(args.model).to(device, dtype)
     real_inputs = {os.path.realpath(p) for p in inputs}
@@ -291,11 +292,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tqdm.write(f'error: cannot write {dst}: {err}; skipped.', file=sys.stderr)
             failed += 1
     done = len(inputs) - failed
-    print(f'{done} of {len(inputs)} image(s) written to {args.output}' + (f', {failed} failed' if failed else ''),
-          file=sys.stderr)
+    say(f'{done} of {len(inputs)} image(s) written to {args.output}' + (f', {failed} failed' if failed else ''),
+        error=True)
     return 1 if failed else 0
 
 
 if __name__ == '__main__':
-    from .cli import run_main
     run_main(main)

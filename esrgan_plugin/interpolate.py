@@ -18,6 +18,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from . import fileio
+from .cli import run_main, say
 from .checkpoint import CheckpointError, StateDict, load_generator_state
 
 
@@ -89,10 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         parser.error(f'output {args.output} is a file; pass a folder')
     for path in interpolate_files(args.psnr, args.gan, args.alpha, args.output, args.param_key):
-        print(path)
+        say(path)
     return 0
 
 
 if __name__ == '__main__':
-    from .cli import run_main
     run_main(main)

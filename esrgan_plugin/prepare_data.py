@@ -34,7 +34,7 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import fileio
-from .cli import run_main
+from .cli import run_main, say
 from .image_store import (IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode,
                           image_size, list_images, meta_line, read_image)
 
@@ -404,10 +404,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      lmdb=args.format in ('lmdb', 'both'), folders=args.format in ('folder', 'both'),
                      storage=args.storage, png_level=args.png_level, workers=args.workers,
                      overwrite=args.overwrite)
-    print(f'{result.num_pairs} pairs written:')
+    say(f'{result.num_pairs} pairs written:')
     for path in (result.gt_lmdb, result.lq_lmdb, result.gt_folder, result.lq_folder):
         if path:
-            print(f'  {path}')
+            say(f'  {path}')
     return 0
 
 
