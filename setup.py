@@ -25,10 +25,4 @@ setup(
         'test': ['pytest'],
         'onnx': ['onnx', 'onnxruntime'],
     },
-    entry_points={
-        'console_scripts': [
-            'esrgan-train=esrgan_plugin.train:_console',
-            'esrgan-test=esrgan_plugin.test:_console',
-        ],
-    },
 )

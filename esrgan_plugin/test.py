@@ -30,9 +30,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _console() -> None:
-    run_main(main)
-
 
 if __name__ == '__main__':
     run_main(main)
