@@ -411,6 +411,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-
 if __name__ == '__main__':
     run_main(main, sys.argv[1:])
