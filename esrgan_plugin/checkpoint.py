@@ -263,20 +263,32 @@ def infer_arch_params(state_dict: Mapping[str, torch.Tensor]) -> dict:
                 num_grow_ch=num_grow_ch)
 
 
+def first_difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]):
+    """The first key whose presence or shape differs: (key, shape in a or None, shape in b or None), or None."""
+    for key, tensor in a.items():
+        if key not in b or b[key].shape != tensor.shape:
+            return key, tuple(tensor.shape), (tuple(b[key].shape) if key in b else None)
+    for key, tensor in b.items():
+        if key not in a:
+            return key, None, tuple(tensor.shape)
+    return None
+
+
 def check_fits(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise one CheckpointError naming the first key that does not fit."""
-    for key, tensor in expected.items():
-        if key not in loaded:
-            raise CheckpointError(f'{source} lacks {key} (expected shape {tuple(tensor.shape)}); '
-                                  'it was saved from a different architecture.')
-        if loaded[key].shape != tensor.shape:
-            raise CheckpointError(f'{source} does not fit the network: {key} has shape {tuple(loaded[key].shape)} '
-                                  f'in the file but {tuple(tensor.shape)} in the network; check the network options '
-                                  '(scale, num_feat, num_block, num_grow_ch).')
-    extra = [k for k in loaded if k not in expected]
-    if extra:
-        raise CheckpointError(f'{source} has {extra[0]} (shape {tuple(loaded[extra[0]].shape)}) which the network '
+    difference = first_difference(expected, loaded)
+    if difference is None:
+        return
+    key, want, got = difference
+    if got is None:
+        raise CheckpointError(f'{source} lacks {key} (expected shape {want}); '
+                              'it was saved from a different architecture.')
+    if want is None:
+        raise CheckpointError(f'{source} has {key} (shape {got}) which the network '
                               'does not have; it was saved from a different architecture.')
+    raise CheckpointError(f'{source} does not fit the network: {key} has shape {got} '
+                          f'in the file but {want} in the network; check the network options '
+                          '(scale, num_feat, num_block, num_grow_ch).')
 
 
 def load_generator_state(path: str, param_key: Optional[str] = None) -> StateDict:

@@ -19,23 +19,24 @@ import torch
 
 from . import fileio
 from .cli import run_main, say
-from .checkpoint import CheckpointError, StateDict, load_generator_state
+from .checkpoint import CheckpointError, StateDict, first_difference, load_generator_state
 
 
 def check_compatible(psnr: Mapping[str, torch.Tensor], gan: Mapping[str, torch.Tensor]) -> None:
     """Raise a CheckpointError naming the first key that the two generators do not share with the same shape."""
-    for key, tensor in psnr.items():
-        if key not in gan:
-            raise CheckpointError(f'the GAN generator lacks {key} (shape {tuple(tensor.shape)} in the PSNR one); '
-                                  'interpolate only generators of the same architecture.')
-        if gan[key].shape != tensor.shape:
-            raise CheckpointError(f'{key} has shape {tuple(tensor.shape)} in the PSNR generator but '
-                                  f'{tuple(gan[key].shape)} in the GAN one; interpolate only generators of the same '
-                                  'architecture (scale, num_feat, num_block, num_grow_ch).')
-    for key, tensor in gan.items():
-        if key not in psnr:
-            raise CheckpointError(f'the PSNR generator lacks {key} (shape {tuple(tensor.shape)} in the GAN one); '
-                                  'interpolate only generators of the same architecture.')
+    difference = first_difference(psnr, gan)
+    if difference is None:
+        return
+    key, psnr_shape, gan_shape = difference
+    if gan_shape is None:
+        raise CheckpointError(f'the GAN generator lacks {key} (shape {psnr_shape} in the PSNR one); '
+                              'interpolate only generators of the same architecture.')
+    if psnr_shape is None:
+        raise CheckpointError(f'the PSNR generator lacks {key} (shape {gan_shape} in the GAN one); '
+                              'interpolate only generators of the same architecture.')
+    raise CheckpointError(f'{key} has shape {psnr_shape} in the PSNR generator but {gan_shape} in the GAN one; '
+                          'interpolate only generators of the same architecture (scale, num_feat, num_block, '
+                          'num_grow_ch).')
 
 
 def interpolate(psnr: Mapping[str, torch.Tensor], gan: Mapping[str, torch.Tensor], alpha: float) -> StateDict:
