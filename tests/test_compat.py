@@ -1,5 +1,4 @@
 """Each basicsr 1.4.2 adaptation in esrgan_plugin.compat, shown to be needed and to work."""
-import os
 import subprocess
 import textwrap
 

@@ -3,7 +3,6 @@ import glob
 import os
 import re
 import subprocess
-import sys
 
 import cv2
 import numpy as np
