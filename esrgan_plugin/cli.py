@@ -30,7 +30,8 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
 
 
-def check_option_file(parser: argparse.ArgumentParser, path: str) -> None:
+def check_option_file(parser: argparse.ArgumentParser, path: str) -> dict:
+    """Read the option file, or exit with one line saying what is wrong with it."""
     if not os.path.isfile(path):
         parser.error(f'option file {path} does not exist; pass the path of a YAML file such as options/...yml')
     try:
@@ -40,6 +41,24 @@ def check_option_file(parser: argparse.ArgumentParser, path: str) -> None:
         parser.error(f'option file {path} is not valid YAML ({str(err).splitlines()[0]}); fix the syntax')
     if not isinstance(opt, dict):
         parser.error(f'option file {path} does not hold a mapping of options; see the files in options/')
+    return opt
+
+
+def check_paths(parser: argparse.ArgumentParser, opt: dict, path: str, pretrained: bool = True) -> None:
+    """Data folders and pretrained networks must exist before basicsr creates any folder.
+
+    Paths are relative to the current directory, as basicsr reads them. ``pretrained=False`` skips the
+    network files (on resume basicsr replaces them with the experiment's own).
+    """
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            root = (dataset or {}).get(key)
+            if root and not os.path.exists(os.path.expanduser(root)):
+                parser.error(f'{path}: datasets.{phase}.{key} {root} does not exist; prepare the data (README, '
+                             '"Data preparation") or fix the path')
+    for key, value in (opt.get('path') or {}).items():
+        if pretrained and key.startswith('pretrain_network') and value and not os.path.isfile(os.path.expanduser(value)):
+            parser.error(f'{path}: path.{key} {value} does not exist; put the checkpoint there or fix the path')
 
 
 def say(message: str, error: bool = False) -> None:

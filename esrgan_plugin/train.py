@@ -11,9 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-import yaml
 
-from .cli import add_basicsr_arguments, check_option_file, run_main
+from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -24,14 +23,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'Writes experiments/<name>/ and tb_logger/<name>/ under the current directory.')
     add_basicsr_arguments(parser, is_train=True)
     args = parser.parse_args(argv)
-    check_option_file(parser, args.opt)
+    opt = check_option_file(parser, args.opt)
+    if not args.force_yml:  # an override may fix a path; basicsr then checks it
+        check_paths(parser, opt, args.opt, pretrained=not args.auto_resume)
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.train import train_pipeline
 
     from .perceptual_loss import check_vgg19_available
-    with open(args.opt, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
