@@ -84,20 +84,16 @@ class ESRGANPSNRModel(SRModel):
         return net
 
     # ----------------------------------------------------------- checkpoints
-    def _generator_param_key(self, requested: Optional[str], default: Optional[str]) -> Optional[str]:
-        # On resume basicsr points pretrain_network_g at our own net_g_<iter>.pth:
-        # net_g must get 'params' and net_g_ema 'params_ema', whatever the option says.
-        if self.opt['path'].get('resume_state'):
-            return default
-        return requested
-
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
                      param_key: Optional[str] = 'params') -> None:
         """Generators load through the plugin's loader (any layout); other networks as basicsr does."""
         bare = self.get_bare_model(net)
         if isinstance(bare, ESRGANRRDBNet):
-            requested = self.opt['path'].get('param_key_g')  # None: prefer EMA weights
-            key = self._generator_param_key(requested if param_key == 'params' else param_key, param_key)
+            key = param_key
+            # basicsr passes 'params' by default; unless the option asks for it, prefer EMA weights. On resume
+            # basicsr points pretrain_network_g at our own net_g_<iter>.pth, where 'params' is what net_g needs.
+            if param_key == 'params' and not self.opt['path'].get('resume_state'):
+                key = self.opt['path'].get('param_key_g')
             checkpoint.load_into(bare, load_path, key)
             get_root_logger().info(f'Loaded {load_path} into the generator (param key: {key or "EMA if present"}).')
             return

@@ -13,6 +13,7 @@ Run from a clone:  python scripts/demo.py    (about 10 minutes on 2 CPU cores)
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import shutil
 import subprocess
@@ -216,7 +217,7 @@ def main() -> int:
     step('Evaluating on the held-out photos (PSNR/SSIM on Y, 4-pixel border)')
     psnr_net, gan_net = load_generator(psnr_model), load_generator(gan_model)
     # Network interpolation (paper section 4.4): 0.8 of the GAN model, 0.2 of the PSNR model.
-    interp_net = load_generator(psnr_model)
+    interp_net = copy.deepcopy(psnr_net)
     interp_net.load_state_dict(interpolate(psnr_net.state_dict(), gan_net.state_dict(), 0.8))
     scores = evaluate({'PSNR model': psnr_net, 'ESRGAN': gan_net, 'interpolated, alpha 0.8': interp_net},
                       test_data, out)
