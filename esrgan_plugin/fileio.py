@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
-import torch
 
 
 @contextlib.contextmanager
@@ -43,6 +42,8 @@ def write_with(path: str, writer: Callable[[str], Any]) -> None:
 
 def save_torch(obj: Any, path: str) -> None:
     """``torch.save`` that never leaves a partial file behind."""
+    import torch  # here, not at the top: commands that never save tensors answer -h without importing torch
+
     write_with(path, lambda tmp: torch.save(obj, tmp))
 
 

@@ -15,22 +15,15 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-import cv2
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from . import fileio
 from .cli import run_main, say
-from .checkpoint import load_generator
 from .errors import UserFacingError
-from .tiling import count_tiles, upscale_tiled
+
+# numpy, OpenCV, torch and the modules that use them are imported below build_parser(), so that the
+# command answers -h and usage errors before paying for them; the functions here use them only when called.
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
 OUTPUT_EXTENSIONS = ('auto', 'png', 'jpg', 'webp', 'tiff')
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-_LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
-                  '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
+PRECISIONS = {'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}  # names of torch dtypes
 
 
 class ImageReadError(UserFacingError):
@@ -223,7 +216,7 @@ def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Opt
         # Half-precision convolutions on the CPU are slow or missing depending on the build; bf16 is the CPU's.
         return torch.float32, 'fp16 is not used on the CPU (slow or unsupported there); running in fp32. ' \
                               'Use --precision bf16 for reduced precision on the CPU.'
-    return PRECISIONS[precision], None
+    return getattr(torch, PRECISIONS[precision]), None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='context pixels around each tile (default 32); see README for exactness')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
                         help='compute precision (fp16 is CUDA only; on the CPU it falls back to fp32)')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='where to run the net: auto takes CUDA when present, else the CPU (default auto)')
     parser.add_argument('--outscale', type=float, default=None,
                         help='final scale, e.g. 3.5: the net output is resized (Lanczos up, area down)')
     parser.add_argument('--suffix', default='_out', help='appended to each output file name (default _out)')
@@ -249,6 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--alpha', choices=['net', 'bicubic'], default='net',
                         help='how an alpha channel is upscaled (default: by the net, as a gray image)')
     return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from . import fileio, register  # noqa: E402
+
+register()  # basicsr adaptations before the modules below import basicsr
+from .checkpoint import load_generator  # noqa: E402
+from .tiling import count_tiles, upscale_tiled  # noqa: E402
+
+_LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
+                  '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

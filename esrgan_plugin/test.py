@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, basicsr_argv, check_option_file, check_paths, run_main, say
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -24,11 +24,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.force_yml:  # an override may fix a path; basicsr then checks it
         check_paths(parser, opt, args.opt)
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     from basicsr.test import test_pipeline
 
-    sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
-    test_pipeline(os.getcwd())
+    from .generator_options import option_file_for_basicsr
+    # network_g read from the checkpoint when the file has none; a disagreeing one stops here, before any folder
+    with option_file_for_basicsr(args.opt, opt, args.force_yml) as (opt_path, note):
+        if note:
+            say(note)
+        sys.argv = basicsr_argv(parser.prog, args, opt_path)  # basicsr parses sys.argv itself
+        test_pipeline(os.getcwd())
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, basicsr_argv, check_option_file, check_paths, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -27,13 +27,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.force_yml:  # an override may fix a path; basicsr then checks it
         check_paths(parser, opt, args.opt, pretrained=not args.auto_resume)
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     from basicsr.train import train_pipeline
 
     from .perceptual_loss import check_vgg19_available
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
 
-    sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
+    sys.argv = basicsr_argv(parser.prog, args)  # basicsr parses sys.argv itself
     train_pipeline(os.getcwd())
     return 0
 

@@ -15,8 +15,6 @@ import copy
 import statistics
 import time
 
-import torch
-
 
 def options(model_type: str, args: argparse.Namespace) -> dict:
     opt = {
@@ -43,7 +41,9 @@ def options(model_type: str, args: argparse.Namespace) -> dict:
     return opt
 
 
-def timed_steps(model, data: dict, steps: int, device: torch.device) -> list[float]:
+def timed_steps(model, data: dict, steps: int, device: 'torch.device') -> list[float]:
+    import torch
+
     times = []
     for _ in range(steps):
         if device.type == 'cuda':
@@ -63,11 +63,16 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=4, help='batch size (paper: 16)')
     parser.add_argument('--steps', type=int, default=3, help='timed steps per block and model')
     parser.add_argument('--blocks', type=int, default=3, help='alternating blocks of timed steps')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='auto: CUDA when present, else the CPU')
     args = parser.parse_args()
+
+    import torch  # after parsing, so that -h answers at once
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.models import build_model
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     device = torch.device(args.device)
     torch.manual_seed(0)
     data = {'lq': torch.rand(args.batch, 3, 32, 32), 'gt': torch.rand(args.batch, 3, 128, 128)}
