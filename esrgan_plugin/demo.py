@@ -26,9 +26,6 @@ TRAIN_PHOTOS = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistr
                 'camera', 'brick', 'grass', 'gravel')
 TEST_PHOTOS = ('coffee', 'chelsea')
 SCALE = 4
-# A reduced RRDBNet: the paper's blocks, fewer and narrower, so that it trains on a CPU in minutes.
-NETWORK_G = {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': 32,
-             'num_block': 3, 'num_grow_ch': 16}
 GT_SIZE = 64
 INTERPOLATION_ALPHA = 0.8
 # Result folder of each method: plain names, no spaces or commas, so they are easy to use in a shell.
@@ -43,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default='demo_output', help='folder for photos, data, experiments and results')
     parser.add_argument('--psnr-iters', type=int, default=1200, help='iterations of the PSNR-oriented stage')
-    parser.add_argument('--gan-iters', type=int, default=300, help='iterations of the GAN stage')
+    parser.add_argument('--gan-iters', type=int, default=150, help='iterations of the GAN stage')
     parser.add_argument('--batch', type=int, default=16, help='batch size of both stages')
+    # A reduced RRDBNet: the paper's blocks, fewer and narrower, so that it trains on a CPU in minutes.
+    parser.add_argument('--num-feat', type=int, default=32, help='generator trunk channels (paper: 64)')
+    parser.add_argument('--num-block', type=int, default=3, help='generator RRDB blocks (paper: 23)')
     parser.add_argument('--overwrite', action='store_true', help='start again if --out already holds a demo')
     return parser
 
@@ -85,18 +85,24 @@ def ema_decay(iters: int) -> float:
     return max(0.0, 1.0 - 10.0 / max(iters, 1))
 
 
-def common_options(name: str, data, test_data, total_iter: int, batch: int) -> dict:
+def network_g(num_feat: int, num_block: int) -> dict:
+    """The generator: the paper's RRDBNet with ``num_feat`` channels, ``num_block`` RRDBs, growth num_feat / 2."""
+    return {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': num_feat,
+            'num_block': num_block, 'num_grow_ch': max(num_feat // 2, 1)}
+
+
+def common_options(name: str, args: argparse.Namespace, data, test_data, total_iter: int) -> dict:
     return {
         'name': name, 'scale': SCALE, 'num_gpu': 'auto', 'manual_seed': 0,
         'datasets': {
             'train': {'name': 'skimage_photos', 'type': 'DIV2KPairedDataset', 'dataroot_gt': data.dataroot_gt,
                       'dataroot_lq': data.dataroot_lq, 'io_backend': {'type': 'lmdb'}, 'gt_size': GT_SIZE,
-                      'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 1, 'batch_size_per_gpu': batch,
+                      'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 1, 'batch_size_per_gpu': args.batch,
                       'dataset_enlarge_ratio': 50},
             'val': {'name': 'heldout', 'type': 'DIV2KPairedDataset', 'dataroot_gt': test_data.dataroot_gt,
                     'dataroot_lq': test_data.dataroot_lq, 'io_backend': {'type': 'disk'}},
         },
-        'network_g': dict(NETWORK_G),
+        'network_g': network_g(args.num_feat, args.num_block),
         'path': {'pretrain_network_g': None, 'resume_state': None},
         'val': {'val_freq': total_iter, 'save_img': False,
                 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
@@ -105,8 +111,9 @@ def common_options(name: str, data, test_data, total_iter: int, batch: int) -> d
     }
 
 
-def psnr_options(data, test_data, iters: int, batch: int) -> dict:
-    opt = common_options('demo_psnr', data, test_data, iters, batch)
+def psnr_options(args: argparse.Namespace, data, test_data) -> dict:
+    iters = args.psnr_iters
+    opt = common_options('demo_psnr', args, data, test_data, iters)
     opt['model_type'] = 'ESRGANPSNRModel'
     opt['train'] = {
         'ema_decay': ema_decay(iters),
@@ -126,8 +133,9 @@ def perceptual_options(vgg19_file: Optional[str]) -> dict:
     return {'type': 'ESRGANStandInPerceptualLoss', 'loss_weight': 1.0, 'scale': SCALE}
 
 
-def gan_options(data, test_data, iters: int, batch: int, psnr_model: str, vgg19_file: Optional[str]) -> dict:
-    opt = common_options('demo_esrgan', data, test_data, iters, batch)
+def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg19_file: Optional[str]) -> dict:
+    iters = args.gan_iters
+    opt = common_options('demo_esrgan', args, data, test_data, iters)
     opt['model_type'] = 'ESRGANRaGANModel'
     opt['network_d'] = {'type': 'ESRGANVGGDiscriminator', 'num_in_ch': 3, 'num_feat': 32, 'input_size': GT_SIZE}
     opt['path']['pretrain_network_g'] = psnr_model
@@ -187,7 +195,7 @@ def scores(sr: np.ndarray, gt: np.ndarray) -> dict:
             'shift': float(np.abs(color_shift(sr, gt)).max())}
 
 
-def detailed_window(gt: np.ndarray, size: int = 64, stride: int = 8) -> tuple[int, int]:
+def detailed_window(gt: np.ndarray, size: int = 96, stride: int = 8) -> tuple[int, int]:
     """Top-left corner of the ``size`` x ``size`` window of the ground truth with the most edge energy."""
     gray = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
     energy = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
@@ -228,7 +236,7 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
     """
     lines = []
     for photo, outputs, gt in rows:
-        size = min(64, *gt.shape[:2])
+        size = min(96, *gt.shape[:2])
         y, x = detailed_window(gt, size)
         images = {**outputs, 'ground truth': gt}
         lines.append(side_by_side([panel(img, f'{photo}: {label}', width, (y, x, size))
@@ -278,8 +286,8 @@ def report(results: dict, out: str, perceptual: str) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if min(args.psnr_iters, args.gan_iters, args.batch) < 1:
-        build_parser().error('--psnr-iters, --gan-iters and --batch must be at least 1')
+    if min(args.psnr_iters, args.gan_iters, args.batch, args.num_feat, args.num_block) < 1:
+        build_parser().error('--psnr-iters, --gan-iters, --batch, --num-feat and --num-block must be at least 1')
     out = os.path.abspath(args.out)
     if os.path.exists(out) and os.listdir(out):
         if not args.overwrite:
@@ -306,7 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     say(f'{data.num_pairs} training pairs, {test_data.num_pairs} held-out images')
 
     step(f'Stage 1: PSNR-oriented training, L1 loss, {args.psnr_iters} iterations')
-    psnr_model = train(psnr_options(data, test_data, args.psnr_iters, args.batch), out)
+    psnr_model = train(psnr_options(args, data, test_data), out)
 
     vgg19_file = default_vgg19_path() if os.path.isfile(default_vgg19_path()) else None
     perceptual = (f'the paper\'s, ImageNet VGG19 conv5_4 from {vgg19_file}' if vgg19_file else
@@ -314,7 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   ' is absent; put torchvision\'s VGG19 file there for the paper\'s loss')
     step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations; '
          f'perceptual loss: {perceptual}')
-    gan_model = train(gan_options(data, test_data, args.gan_iters, args.batch, psnr_model, vgg19_file), out)
+    gan_model = train(gan_options(args, data, test_data, psnr_model, vgg19_file), out)
 
     step('Evaluating on the held-out photos')
     psnr_net, gan_net = load_generator(psnr_model), load_generator(gan_model)
