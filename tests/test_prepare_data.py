@@ -59,8 +59,10 @@ def test_subimage_count_and_lr_alignment_for_odd_sizes(tmp_path, workers):
         np.testing.assert_array_equal(lq[key], lr[y // 4:y // 4 + 12, x // 4:x // 4 + 12])
         np.testing.assert_array_equal(cv2.imread(os.path.join(out.lq_folder, key + '.png')), lq[key])
     meta = open(os.path.join(out.gt_lmdb, 'meta_info.txt')).read().splitlines()
-    assert meta[0] == 'pic_s001.png (48,48,3) 1' and len(meta) == 48
-    assert open(os.path.join(out.lq_lmdb, 'meta_info.txt')).readline() == 'pic_s001.png (12,12,3) 1\n'
+    # the first line also carries the run's build identifier, the same in GT and LQ
+    first_gt, build = meta[0].split(' build=')
+    assert first_gt == 'pic_s001.png (48,48,3) 1' and len(meta) == 48 and meta[1] == 'pic_s002.png (48,48,3) 1'
+    assert open(os.path.join(out.lq_lmdb, 'meta_info.txt')).readline() == f'pic_s001.png (12,12,3) 1 build={build}\n'
 
 
 def test_thresh_drops_thin_edge_strips(tmp_path):
