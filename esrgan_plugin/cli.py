@@ -59,8 +59,9 @@ def check_paths(parser: argparse.ArgumentParser, opt: dict, path: str, pretraine
                              '"Data preparation") or fix the path')
         if ((dataset or {}).get('io_backend') or {}).get('type') == 'lmdb':
             from .lmdb_check import check_lmdb_pair
-            roots = [dataset.get(key) and os.path.expanduser(dataset[key]) for key in ('dataroot_gt', 'dataroot_lq')]
-            check_lmdb_pair(*roots)
+            gt, lq = (os.path.expanduser(dataset[key]) if dataset.get(key) else None
+                      for key in ('dataroot_gt', 'dataroot_lq'))
+            check_lmdb_pair(gt, lq)
     for key, value in (opt.get('path') or {}).items():
         if pretrained and key.startswith('pretrain_network') and value and not os.path.isfile(os.path.expanduser(value)):
             parser.error(f'{path}: path.{key} {value} does not exist; put the checkpoint there or fix the path')

@@ -247,6 +247,8 @@ def atomic_dirs(paths: list[str], overwrite: bool = False) -> Iterator[dict[str,
         raise ValueError(f'folders replaced together must share a parent, got {sorted(parents)}')
     parent = parents.pop()
     finish_replacing(parent)
+    for path in paths:  # an old folder whose removal, the swap's last step, was cut short
+        shutil.rmtree(path + _OLD_SUFFIX, ignore_errors=True)
     existing = [p for p in paths if os.path.exists(p)]
     if existing and not overwrite:
         raise FileExistsError(existing[0])
