@@ -189,3 +189,15 @@ def test_undecodable_value_during_training_with_two_workers_is_one_line(tmp_path
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: key img') and last.endswith('is not a decodable image; rebuild the database.')
     assert 'Traceback' not in result.stderr and 'Caught DataError' not in result.stderr
+
+
+def test_basicsrs_own_dataset_type_is_checked_before_training_too(tmp_path, data, monkeypatch, capsys):
+    """The command checks every LMDB of the option file, whichever dataset type will read it."""
+    truncate(data[0] / 'data.mdb', os.path.getsize(data[0] / 'data.mdb') // 2)
+    options(tmp_path)
+    opt = yaml.safe_load((tmp_path / 'o.yml').read_text())
+    opt['datasets']['train']['type'] = 'PairedImageDataset'
+    (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
+    code, err = train_in_process(tmp_path, monkeypatch, capsys)
+    assert code == 1 and err.count('\n') == 1 and err.startswith('error: data/gt.lmdb/data.mdb is truncated')
+    assert not (tmp_path / 'experiments').exists()
