@@ -7,8 +7,8 @@ practice:
 * Bad data fails when the dataset is built, with one message naming the
   option, key or file: missing paths, an LMDB without ``meta_info.txt`` or
   with a truncated ``data.mdb``, GT and LQ LMDBs from different
-  ``prepare_data`` runs, GT and LQ key sets that differ, an LQ size that is not GT size / scale, a
-  ``gt_size`` that no image can supply. basicsr finds most of these only when
+  ``prepare_data`` runs, GT and LQ key sets that differ, an LQ size that is
+  not GT size / scale, a ``gt_size`` that no image can supply. basicsr finds most of these only when
   the bad sample is drawn, often hours into training.
 * Reading is cheap: crop and augmentation work on uint8 arrays and only the
   final crop becomes float; LMDBs stored ``raw`` (see ``image_store``) copy
