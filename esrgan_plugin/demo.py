@@ -277,6 +277,10 @@ def report(results: dict, out: str, perceptual: str) -> None:
     worst = max(s['shift'] for per_photo in results.values() for s in per_photo.values())
     if worst >= MAX_COLOR_SHIFT:
         say(f'warning: a colour channel of some output is {worst:.1f} levels off the ground truth', error=True)
+    niqe = {label: np.mean([s['niqe'] for s in results[label].values()]) for label in ('PSNR model', 'ESRGAN')}
+    verdict = 'lower: it looks more natural, as the paper claims' if niqe['ESRGAN'] < niqe['PSNR model'] else \
+        'not lower: train the GAN stage longer (--gan-iters)'
+    say(f'ESRGAN\'s NIQE {niqe["ESRGAN"]:.2f} against the PSNR model\'s {niqe["PSNR model"]:.2f}: {verdict}')
     say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
     say(f'training logs:   {os.path.join(out, "experiments", "demo_psnr")}/train_demo_psnr_*.log and '
