@@ -119,7 +119,8 @@ def describe(error: dict, opt: dict) -> Problem:
     if kind == 'literal_error':
         choices = [c.strip().strip("'") for c in ctx.get('expected', '').replace(' or ', ', ').split(', ')]
         close = schema.suggestion(value, choices) if isinstance(value, str) else None
-        advice = f'did you mean {close}?' if close else f'use one of: {", ".join(choices)}'
+        advice = f'did you mean {close}? (allowed: {", ".join(choices)})' if close else \
+            f'use one of: {", ".join(choices)}'
         return Problem(keys, f'{_shown(value)} is not allowed; {advice}')
     if kind in VALUE_KINDS:
         advice = {'int_type': 'write a whole number without quotes, e.g. 16',
