@@ -172,9 +172,10 @@ def _arch_default(section: Any, keyword: str) -> Any:
     if keyword in section:
         return section[keyword]
     from basicsr.utils.registry import ARCH_REGISTRY
-    if section.get('type') not in ARCH_REGISTRY:
+    arch = schema.registered(ARCH_REGISTRY).get(section.get('type'))
+    if arch is None:
         return None
-    parameter = inspect.signature(ARCH_REGISTRY.get(section['type'])).parameters.get(keyword)
+    parameter = inspect.signature(arch).parameters.get(keyword)
     return None if parameter is None or parameter.default is parameter.empty else parameter.default
 
 
@@ -280,9 +281,9 @@ def unchecked_sections(opt: dict) -> list:
     warnings = []
     for keys, registry in sections:
         kind = _get(opt, *keys, 'type')
-        if not isinstance(kind, str) or kind not in registry:
+        obj = schema.registered(registry).get(kind) if isinstance(kind, str) else None
+        if obj is None:
             continue
-        obj = registry.get(kind)
         if not schema.is_ours_or_basicsrs(obj):
             warnings.append(f'{".".join(keys)}: {kind} is registered by {obj.__module__}, not by basicsr or '
                             'esrgan_plugin; its options are passed to it unchecked')

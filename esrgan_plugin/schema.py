@@ -251,6 +251,17 @@ SUPPLIED_BY_CALLER = {'self', 'params', 'optimizer', 'last_epoch', 'img', 'img2'
 SIMPLE_TYPES = (bool, int, float, str)
 
 
+def _simple_annotation(annotation: Any) -> Any:
+    """``int``, ``float``, ``bool`` or ``str`` when ``annotation`` is one of them or Optional of one, else None."""
+    if annotation in SIMPLE_TYPES:
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = set(typing.get_args(annotation)) - {type(None)}
+        if len(args) == 1 and args <= set(SIMPLE_TYPES):
+            return args.pop()
+    return None
+
+
 def _annotation(name: str, parameter: inspect.Parameter) -> Any:
     """The pydantic type of one keyword: its choices, a simple annotation, or the type of its default."""
     default = parameter.default
@@ -258,23 +269,15 @@ def _annotation(name: str, parameter: inspect.Parameter) -> Any:
         kind = Literal[KEYWORD_CHOICES[name]]
     elif name in FLOAT_KEYWORDS:
         kind = float
-    elif parameter.annotation in SIMPLE_TYPES:
-        kind = parameter.annotation
-    elif typing.get_origin(parameter.annotation) in (Union, types.UnionType) and \
-            set(typing.get_args(parameter.annotation)) - {type(None)} <= set(SIMPLE_TYPES) and \
-            len(set(typing.get_args(parameter.annotation)) - {type(None)}) == 1:
-        kind = (set(typing.get_args(parameter.annotation)) - {type(None)}).pop()
-    elif default is inspect.Parameter.empty or default is None:
-        kind = Any
+    elif _simple_annotation(parameter.annotation) is not None:
+        kind = _simple_annotation(parameter.annotation)
     elif isinstance(default, SIMPLE_TYPES):
         kind = type(default)
     elif isinstance(default, (tuple, list)):
         kind = list
-    else:
+    else:  # no default, None, or something YAML cannot write anyway
         kind = Any
-    if default is None:
-        kind = Optional[kind]
-    return kind
+    return Optional[kind] if default is None else kind
 
 
 def _signature(obj: Any) -> inspect.Signature:
@@ -312,7 +315,7 @@ def is_ours_or_basicsrs(obj: Any) -> bool:
     return getattr(obj, '__module__', '').split('.')[0] in ('basicsr', 'esrgan_plugin')
 
 
-def typed_union(category: str, sections: dict, elsewhere: Optional[type], registered: list) -> Any:
+def typed_union(category: str, sections: dict, elsewhere: Optional[type], names: list) -> Any:
     """A union of sections picked by their ``type`` key; an unknown type is one error naming the choices."""
     members = [Annotated[section, Tag(name)] for name, section in sections.items()]
     if elsewhere is not None:
@@ -320,23 +323,34 @@ def typed_union(category: str, sections: dict, elsewhere: Optional[type], regist
 
     def pick(value: Any) -> Optional[str]:
         kind = value.get('type') if isinstance(value, dict) else getattr(value, 'type', None)
+        if not isinstance(kind, str):
+            return None
         if kind in sections:
             return kind
-        return 'registered elsewhere' if elsewhere is not None and kind in registered else None
+        return 'registered elsewhere' if elsewhere is not None and kind in names else None
 
     return Annotated[Union[tuple(members)], Discriminator(
         # The message carries the choices (option_check suggests the closest); a context dict is unhashable.
-        pick, custom_error_type='unknown_type', custom_error_message=f'{category}|{"|".join(registered)}')]
+        pick, custom_error_type='unknown_type', custom_error_message=f'{category}|{"|".join(names)}')]
 
 
-def _registered(registry) -> dict:
-    return dict(registry._obj_map)
+def registered(registry) -> dict:
+    """Name -> class or function, as ``registry.get`` finds them.
+
+    basicsr registers some names with a suffix (``SRVGGNetCompact_basicsr``) and its
+    ``get`` also finds them without it, so both spellings are valid ``type`` values.
+    """
+    objects = dict(registry._obj_map)
+    for name, obj in list(objects.items()):
+        if name.endswith('_basicsr'):
+            objects.setdefault(name[:-len('_basicsr')], obj)
+    return objects
 
 
 def registered_union(category: str, registry, extra_fields: Optional[dict] = None,
                      also: Optional[dict] = None) -> Any:
     """Sections for every name in ``registry`` (plus ``also``: name -> section)."""
-    objects = _registered(registry)
+    objects = registered(registry)
     ours = {name: keyword_section(category, name, obj, extra_fields) for name, obj in objects.items()
             if is_ours_or_basicsrs(obj)}
     others = [name for name in objects if name not in ours]
@@ -361,7 +375,7 @@ def scheduler_union() -> Any:
 
 def dataset_union() -> Any:
     from basicsr.utils.registry import DATASET_REGISTRY
-    objects = _registered(DATASET_REGISTRY)
+    objects = registered(DATASET_REGISTRY)
     sections = {name: DATASET_SECTIONS[name] for name in objects if name in DATASET_SECTIONS}
     others = [name for name in objects if name not in sections]
     elsewhere = open_section('dataset', others, OtherDatasetOptions) if others else None
@@ -400,7 +414,7 @@ def _options_model(registry_names: tuple) -> type:
         pixel_opt=(Optional[loss], None), perceptual_opt=(Optional[loss], None), gan_opt=(Optional[loss], None),
         ldl_opt=(Optional[loss], None))
     val = create_model('ValOptions', __base__=ValBase, metrics=(Optional[dict[str, metric]], None))
-    model_types = tuple(_registered(MODEL_REGISTRY))
+    model_types = tuple(registered(MODEL_REGISTRY))
     return create_model(
         'ESRGANPluginOptions', __base__=OptionsBase,
         __doc__='Option file of python -m esrgan_plugin.train / esrgan_plugin.test (basicsr 1.4.2 format).',

@@ -123,6 +123,9 @@ def test_a_complete_file_has_no_problems(no_cuda):
      'test_y_channel?'),
     ('val.metrics.psnr.crop_border', ..., 'o.yml: val.metrics.psnr.crop_border: required option is missing'),
     ('path.experiments_root', 'x', 'o.yml: path.experiments_root: is set by the launcher'),
+    ('is_train', True, 'o.yml: is_train: is set by the launcher (from the command line and folders); remove it'),
+    ('network_d.type', ['a'], "o.yml: network_d.type: unknown network type ['a']"),
+    ('network_g.type', ..., 'o.yml: network_g.type: required option is missing; set the network type'),
     ('val.val_freq', 2.5, 'o.yml: val.val_freq: expected a whole number, got 2.5'),
     # what one option says about another
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
@@ -219,12 +222,25 @@ def test_a_users_own_registered_arch_passes_with_one_warning(no_cuda):
                                'esrgan_plugin; its options are passed to it unchecked']
 
 
+def test_basicsr_names_registered_with_a_suffix_are_found_without_it(no_cuda):
+    opt = changed('network_g', {'type': 'SRVGGNetCompact', 'upscale': 4, 'num_conv': 2})
+    assert errors(opt) == []  # basicsr registers it as SRVGGNetCompact_basicsr; its get() finds both
+    assert errors(changed('network_g', {'type': 'SRVGGNetCompact', 'num_convs': 2})) == [
+        'o.yml: network_g.num_convs: unknown option; did you mean num_conv?']
+
+
 def test_generator_keywords_come_from_the_registered_class():
     from basicsr.utils.registry import ARCH_REGISTRY
     import inspect
     section = schema.keyword_section('network', 'ESRGANRRDBNet', ARCH_REGISTRY.get('ESRGANRRDBNet'))
     expected = set(inspect.signature(ARCH_REGISTRY.get('ESRGANRRDBNet')).parameters) | {'type'}
     assert set(section.model_fields) == expected
+
+
+def test_schema_command_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        schema.main(['-h'])
+    assert exit_.value.code == 0 and 'esrgan_options.schema.json' in capsys.readouterr().out
 
 
 def test_json_schema_validates_shipped_files_with_an_independent_validator(tmp_path):
