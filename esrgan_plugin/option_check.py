@@ -16,6 +16,11 @@ from . import schema
 from .option_file import apply_overrides, load_yaml
 
 GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
+# Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
+TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
+                    'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
+                    'PairedImageDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size', 'use_hflip',
+                                           'use_rot')}
 EXAMPLE = {True: 'options/train_RRDBNet_PSNR_x4.yml', False: 'options/test_set14.yml'}
 VALUE_KINDS = {
     'int_type': 'a whole number', 'float_type': 'a number', 'bool_type': 'true or false', 'string_type': 'text',
@@ -200,8 +205,8 @@ def cross_field_problems(opt: dict, is_train: bool) -> list:
                     'datasets', phase)
         train_set = datasets.get('train')
         if isinstance(train_set, dict):
-            for key in ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'):
-                if key not in train_set and not (key == 'gt_size' and train_set.get('type') not in schema.DATASET_SECTIONS):
+            for key in TRAIN_PHASE_KEYS.get(train_set.get('type'), TRAIN_PHASE_KEYS[None]):
+                if key not in train_set:
                     add('required option of the train dataset is missing; add it', 'datasets', 'train', key)
         if isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
             add('required option is missing when training; add it (e.g. 5000)', 'val', 'val_freq')

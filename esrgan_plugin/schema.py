@@ -31,7 +31,6 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       WithJsonSchema, create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
-SCHEMA_URL_COMMENT = '# yaml-language-server: $schema=../esrgan_options.schema.json'
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
@@ -88,7 +87,7 @@ class OpenSection(Section):
 
 
 def _whole(value: float) -> float:
-    if value != int(value):
+    if not float(value).is_integer():  # also .inf and .nan
         raise PydanticCustomError('whole_number', 'expected a whole number, got {value}', {'value': value})
     return value
 
@@ -237,13 +236,25 @@ class OptionsBase(Section):
 
 
 # ----------------------------------------------------------------------------- sections of registered classes
-# Keywords whose valid values the signatures do not say; the classes reject anything else at run time.
+# Keywords whose valid values the signatures do not say, by (type, keyword); type None: any class.
+# The classes reject anything else when they are built, which is after basicsr has created folders.
 KEYWORD_CHOICES = {
-    'reduction': ('none', 'mean', 'sum'),
-    'criterion': ('l1', 'l2'),
-    'input_order': ('HWC', 'CHW'),
-    'gan_type': ('vanilla', 'lsgan', 'wgan', 'wgan_softplus', 'hinge'),
+    (None, 'reduction'): ('none', 'mean', 'sum'),
+    (None, 'input_order'): ('HWC', 'CHW'),
+    (None, 'gan_type'): ('vanilla', 'lsgan', 'wgan', 'wgan_softplus', 'hinge'),
+    (None, 'convert_to'): ('y', 'gray'),
+    ('ESRGANPerceptualLoss', 'criterion'): ('l1', 'l2'),
+    ('PerceptualLoss', 'criterion'): ('l1', 'fro'),  # basicsr 1.4.2's 'l2' names a torch class that does not exist
 }
+
+
+def keyword_choices(type_name: str, keyword: str) -> Optional[tuple]:
+    if (type_name, keyword) == ('ESRGANPerceptualLoss', 'layer'):
+        from .perceptual_loss import VGG19_CONV_INDEX
+        return tuple(VGG19_CONV_INDEX)
+    return KEYWORD_CHOICES.get((type_name, keyword)) or KEYWORD_CHOICES.get((None, keyword))
+
+
 # Keywords whose default is an int but which take any number.
 FLOAT_KEYWORDS = {'eta_min'}
 # Arguments the caller supplies, never the option file.
@@ -262,11 +273,11 @@ def _simple_annotation(annotation: Any) -> Any:
     return None
 
 
-def _annotation(name: str, parameter: inspect.Parameter) -> Any:
+def _annotation(type_name: str, name: str, parameter: inspect.Parameter) -> Any:
     """The pydantic type of one keyword: its choices, a simple annotation, or the type of its default."""
     default = parameter.default
-    if name in KEYWORD_CHOICES:
-        kind = Literal[KEYWORD_CHOICES[name]]
+    if keyword_choices(type_name, name):
+        kind = Literal[keyword_choices(type_name, name)]
     elif name in FLOAT_KEYWORDS:
         kind = float
     elif _simple_annotation(parameter.annotation) is not None:
@@ -300,7 +311,7 @@ def keyword_section(category: str, name: str, obj: Any, extra_fields: Optional[d
             default = list(default)
         elif not isinstance(default, (*SIMPLE_TYPES, list, type(None))):  # e.g. a class: not JSON
             default = Field(default_factory=lambda value=default: value)
-        fields[key] = (_annotation(key, parameter), default)
+        fields[key] = (_annotation(name, key, parameter), default)
     fields.update(extra_fields or {})
     doc = (inspect.getdoc(obj) or '').split('\n')[0]
     return create_model(f'{category}_{name}', __base__=Section, __doc__=doc or None, **fields)
@@ -347,15 +358,13 @@ def registered(registry) -> dict:
     return objects
 
 
-def registered_union(category: str, registry, extra_fields: Optional[dict] = None,
-                     also: Optional[dict] = None) -> Any:
-    """Sections for every name in ``registry`` (plus ``also``: name -> section)."""
+def registered_sections(category: str, registry, extra_fields: Optional[dict] = None) -> tuple:
+    """For every name in ``registry``: basicsr's and the plugin's sections, one open section for the rest."""
     objects = registered(registry)
     ours = {name: keyword_section(category, name, obj, extra_fields) for name, obj in objects.items()
             if is_ours_or_basicsrs(obj)}
     others = [name for name in objects if name not in ours]
-    return typed_union(category, {**ours, **(also or {})}, open_section(category, others) if others else None,
-                       list(objects) + list(also or {}))
+    return ours, open_section(category, others) if others else None, list(objects)
 
 
 def optimizer_union() -> Any:
@@ -399,13 +408,14 @@ def options_model() -> type:
 def _options_model(registry_names: tuple) -> type:
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-    network = registered_union('network', ARCH_REGISTRY)
+    archs, other_archs, arch_names = registered_sections('network', ARCH_REGISTRY)
+    network = typed_union('network', archs, other_archs, arch_names)
     # The test command may read the architecture off the checkpoint instead (network_g absent or type auto).
-    auto_network = create_model('network_auto', __base__=Section, type=(Literal['auto'], ...))
-    generator = registered_union('network', ARCH_REGISTRY, also={'auto': auto_network})
-    loss = registered_union('loss', LOSS_REGISTRY)
-    metric = registered_union('metric', METRIC_REGISTRY, extra_fields={
-        'better': (Literal['higher', 'lower'], Field('higher', description='which way is better (best-metric log)'))})
+    auto = create_model('network_auto', __base__=Section, type=(Literal['auto'], ...))
+    generator = typed_union('network', {**archs, 'auto': auto}, other_archs, arch_names + ['auto'])
+    loss = typed_union('loss', *registered_sections('loss', LOSS_REGISTRY))
+    metric = typed_union('metric', *registered_sections('metric', METRIC_REGISTRY, extra_fields={
+        'better': (Literal['higher', 'lower'], Field('higher', description='which way is better (best-metric log)'))}))
     optimizer, scheduler = optimizer_union(), scheduler_union()
 
     train = create_model(

@@ -117,6 +117,8 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('datasets.train.io_backend.type', 'memory',
      "o.yml: datasets.train.io_backend.type: 'memory' (text) is not allowed; use one of: disk, lmdb"),
     ('train.amp', 'fp8', "o.yml: train.amp: 'fp8' (text) is not allowed; use one of: fp32, bf16, fp16"),
+    ('train.perceptual_opt.layer', 'conv5_5',
+     "o.yml: train.perceptual_opt.layer: 'conv5_5' (text) is not allowed; did you mean conv5_4? (allowed: conv1_1,"),
     ('train.pixel_opt.reduction', 'avg',
      "o.yml: train.pixel_opt.reduction: 'avg' (text) is not allowed; use one of: none, mean, sum"),
     ('val.metrics.psnr.test_y_chanel', True, 'o.yml: val.metrics.psnr.test_y_chanel: unknown option; did you mean '
