@@ -21,11 +21,13 @@ TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
                     'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
                     'PairedImageDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size', 'use_hflip',
                                            'use_rot')}
+SECTIONS = {'datasets', 'network_g', 'network_d', 'path', 'train', 'val', 'logger', 'dist_params', 'io_backend',
+            'optim_g', 'optim_d', 'scheduler', 'metrics', 'wandb'}
 EXAMPLE = {True: 'options/train_RRDBNet_PSNR_x4.yml', False: 'options/test_set14.yml'}
 VALUE_KINDS = {
     'int_type': 'a whole number', 'float_type': 'a number', 'bool_type': 'true or false', 'string_type': 'text',
     'list_type': 'a list such as [0.9, 0.99]', 'dict_type': 'a mapping of options', 'model_type': 'a mapping of options',
-    'model_attributes_type': 'a mapping of options', 'literal_error': 'one of the allowed values',
+    'model_attributes_type': 'a mapping of options',
 }
 
 
@@ -64,7 +66,7 @@ def check_options(opt: dict, file: str, is_train: bool, overridden: Iterable[tup
 
     ``check_files``: also check that data folders and (``pretrained``) checkpoints exist.
     """
-    problems = schema_problems(opt) + cross_field_problems(opt, is_train)
+    problems = schema_problems(opt, EXAMPLE[is_train]) + cross_field_problems(opt, is_train)
     if check_files:
         problems += missing_files(opt, pretrained)
     overridden = [tuple(keys) for keys in overridden]
@@ -80,11 +82,12 @@ def check_options(opt: dict, file: str, is_train: bool, overridden: Iterable[tup
 
 
 # ----------------------------------------------------------------------------- the schema
-def schema_problems(opt: dict) -> list:
+def schema_problems(opt: dict, example: str = EXAMPLE[True]) -> list:
+    """What the schema finds wrong; ``example`` is the shipped file that missing options point to."""
     try:
         schema.options_model().model_validate(opt)
     except ValidationError as err:
-        return [describe(error, opt) for error in err.errors()]
+        return [describe(error, opt, example) for error in err.errors()]
     return []
 
 
@@ -104,11 +107,15 @@ def _keys_in_data(opt: dict, loc: tuple) -> tuple:
 
 
 def _shown(value: Any) -> str:
-    return f'{value!r} (text)' if isinstance(value, str) else repr(value) if not isinstance(value, bool) \
-        else str(value).lower()
+    """A value as the user wrote it in YAML, saying when it was read as text."""
+    if isinstance(value, str):
+        return f'{value!r} (text)'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
 
 
-def describe(error: dict, opt: dict) -> Problem:
+def describe(error: dict, opt: dict, example: str = EXAMPLE[True]) -> Problem:
     """One pydantic error as what is wrong and what to do."""
     kind, value, ctx = error['type'], error.get('input'), error.get('ctx') or {}
     keys = _keys_in_data(opt, error['loc'])
@@ -117,10 +124,11 @@ def describe(error: dict, opt: dict) -> Problem:
         return Problem(keys, hint)
     if kind == 'missing':
         what = 'section' if keys and keys[-1] in SECTIONS else 'option'
-        return Problem(keys, f'required {what} is missing; add it (see {EXAMPLE[True]})')
+        return Problem(keys, f'required {what} is missing; add it (see {example})')
     if kind == 'unknown_type':
         category, *choices = error['msg'].split('|')
-        return Problem(keys + ('type',), _unknown_type(category, choices, value))
+        return Problem(keys + ('type',) if isinstance(value, dict) else keys,
+                       _unknown_type(category, choices, value, example))
     if kind == 'literal_error':
         choices = [c.strip().strip("'") for c in ctx.get('expected', '').replace(' or ', ', ').split(', ')]
         close = schema.suggestion(value, choices) if isinstance(value, str) else None
@@ -128,9 +136,10 @@ def describe(error: dict, opt: dict) -> Problem:
             f'use one of: {", ".join(choices)}'
         return Problem(keys, f'{_shown(value)} is not allowed; {advice}')
     if kind in VALUE_KINDS:
-        advice = {'int_type': 'write a whole number without quotes, e.g. 16',
-                  'float_type': 'write a number without quotes, e.g. 2e-4',
-                  'bool_type': 'write true or false without quotes'}.get(kind, 'fix the value')
+        as_text = {'int_type': 'write a whole number without quotes, e.g. 16',
+                   'float_type': 'write a number without quotes, e.g. 2e-4',
+                   'bool_type': 'write true or false without quotes'}
+        advice = as_text.get(kind, 'fix the value') if isinstance(value, str) else 'fix the value'
         return Problem(keys, f'expected {VALUE_KINDS[kind]}, got {_shown(value)}; {advice}')
     bounds = {'greater_than_equal': ('>=', 'ge'), 'greater_than': ('>', 'gt'), 'less_than': ('<', 'lt'),
               'less_than_equal': ('<=', 'le')}
@@ -142,19 +151,15 @@ def describe(error: dict, opt: dict) -> Problem:
     return Problem(keys, f'{error["msg"]}; fix the value')
 
 
-def _unknown_type(category: str, choices: list, value: Any) -> str:
+def _unknown_type(category: str, choices: list, value: Any, example: str) -> str:
     listed = ', '.join(choices) if len(choices) <= 12 else f"the names in basicsr's {category} registry"
     if not isinstance(value, dict):
-        return f'expected a mapping with a type key, got {_shown(value)}; see {EXAMPLE[True]}'
+        return f'expected a mapping with a type key, got {_shown(value)}; see {example}'
     if 'type' not in value:
         return f'required option is missing; set the {category} type, one of: {listed}'
     close = schema.suggestion(value['type'], choices)
     advice = f'did you mean {close}?' if close else f'use one of: {listed} (or register your own class)'
     return f'unknown {category} type {_shown(value["type"])}; {advice}'
-
-
-SECTIONS = {'datasets', 'network_g', 'network_d', 'path', 'train', 'val', 'logger', 'dist_params', 'io_backend',
-            'optim_g', 'optim_d', 'scheduler', 'metrics', 'wandb'}
 
 
 # ----------------------------------------------------------------------------- one field against another
@@ -164,6 +169,12 @@ def _get(opt: Any, *keys: str) -> Any:
             return None
         opt = opt.get(key)
     return opt
+
+
+def _mapping(opt: Any, *keys: str) -> dict:
+    """The section at ``keys``, or {} when it is missing or not a mapping (the schema reports that)."""
+    section = _get(opt, *keys)
+    return section if isinstance(section, dict) else {}
 
 
 def _is_number(value: Any) -> bool:
@@ -187,7 +198,7 @@ def _arch_default(section: Any, keyword: str) -> Any:
 def cross_field_problems(opt: dict, is_train: bool) -> list:
     problems = []
     add = lambda message, *keys: problems.append(Problem(keys, message))  # noqa: E731
-    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    datasets = _mapping(opt, 'datasets')
     scale = opt.get('scale') if _is_number(opt.get('scale')) else None
     network_g, network_d = opt.get('network_g'), opt.get('network_d')
 
@@ -259,14 +270,13 @@ def cross_field_problems(opt: dict, is_train: bool) -> list:
 def missing_files(opt: dict, pretrained: bool = True) -> list:
     """Data folders and (``pretrained``) checkpoints must exist; paths are relative to the current directory."""
     problems = []
-    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
-    for phase, dataset in datasets.items():
+    for phase, dataset in _mapping(opt, 'datasets').items():
         for key in ('dataroot_gt', 'dataroot_lq'):
             root = _get(dataset, key)
             if isinstance(root, str) and not os.path.exists(os.path.expanduser(root)):
                 problems.append(Problem(('datasets', phase, key), f'{root} does not exist; prepare the data '
                                         '(README, "Data preparation") or fix the path'))
-    for key, value in (opt.get('path') if isinstance(opt.get('path'), dict) else {}).items():
+    for key, value in _mapping(opt, 'path').items():
         if pretrained and str(key).startswith('pretrain_network') and isinstance(value, str) \
                 and not os.path.isfile(os.path.expanduser(value)):
             problems.append(Problem(('path', key), f'{value} does not exist; put the checkpoint there or fix the '
@@ -280,9 +290,9 @@ def unchecked_sections(opt: dict) -> list:
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 
     sections = [(('network_g',), ARCH_REGISTRY), (('network_d',), ARCH_REGISTRY)]
-    sections += [(('train', key), LOSS_REGISTRY) for key in (_get(opt, 'train') or {}) if str(key).endswith('_opt')]
-    sections += [(('datasets', phase), DATASET_REGISTRY) for phase in (_get(opt, 'datasets') or {})]
-    sections += [(('val', 'metrics', name), METRIC_REGISTRY) for name in (_get(opt, 'val', 'metrics') or {})]
+    sections += [(('train', key), LOSS_REGISTRY) for key in _mapping(opt, 'train') if str(key).endswith('_opt')]
+    sections += [(('datasets', phase), DATASET_REGISTRY) for phase in _mapping(opt, 'datasets')]
+    sections += [(('val', 'metrics', name), METRIC_REGISTRY) for name in _mapping(opt, 'val', 'metrics')]
     warnings = []
     for keys, registry in sections:
         kind = _get(opt, *keys, 'type')

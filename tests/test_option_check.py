@@ -128,6 +128,9 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('is_train', True, 'o.yml: is_train: is set by the launcher (from the command line and folders); remove it'),
     ('network_d.type', ['a'], "o.yml: network_d.type: unknown network type ['a']"),
     ('network_g.type', ..., 'o.yml: network_g.type: required option is missing; set the network type'),
+    ('network_d', 5, 'o.yml: network_d: expected a mapping with a type key, got 5'),
+    ('train.optim_g', 'Adam', "o.yml: train.optim_g: expected a mapping with a type key, got 'Adam' (text)"),
+    ('logger', [], 'o.yml: logger: expected a mapping of options, got []'),
     ('val.val_freq', 2.5, 'o.yml: val.val_freq: expected a whole number, got 2.5'),
     # what one option says about another
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
