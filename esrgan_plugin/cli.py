@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from .errors import UserFacingError
+from .errors import UserFacingError, one_line
 
 
 def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -45,7 +46,21 @@ def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namesp
         count = len(report.errors)
         parser.exit(2, ''.join(f'error: {line}\n' for line in report.errors)
                     + f'{count} problem{"s" if count > 1 else ""} in the options; nothing was run or written\n')
+    check_lmdb_data(opt)
     return opt
+
+
+def check_lmdb_data(opt: dict) -> None:
+    """LMDBs, whichever dataset type reads them, are checked for truncation and for GT and LQ from different
+    preparation runs (a DataError: one line, exit code 1) before any process maps them."""
+    from .lmdb_check import check_lmdb_pair
+
+    for dataset in opt['datasets'].values():
+        backend = dataset.get('io_backend')
+        if isinstance(backend, dict) and backend.get('type') == 'lmdb':
+            gt, lq = (os.path.expanduser(dataset[key]) if dataset.get(key) else None
+                      for key in ('dataroot_gt', 'dataroot_lq'))
+            check_lmdb_pair(gt, lq)
 
 
 def say(message: str, error: bool = False) -> None:
@@ -54,11 +69,12 @@ def say(message: str, error: bool = False) -> None:
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
-    """Run an entry point; a UserFacingError becomes one line on stderr and exit code 1."""
+    """Run an entry point; a UserFacingError (also one raised in a DataLoader worker) becomes one line on stderr
+    and exit code 1."""
     try:
         code = main(argv)
     except UserFacingError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {one_line(err)}', file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
