@@ -436,9 +436,9 @@ def _options_model(registry_names: tuple) -> type:
 
 
 def json_schema() -> dict:
-    """JSON schema (draft 2020-12) of ``options_model()``, for editors."""
+    """JSON schema (draft-07) of ``options_model()``, for editors."""
     schema = options_model().model_json_schema()
-    schema['$schema'] = 'https://json-schema.org/draft/2020-12/schema'
+    schema['$schema'] = 'http://json-schema.org/draft-07/schema#'  # what editors' YAML servers read best
     return schema
 
 
