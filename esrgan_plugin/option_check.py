@@ -26,8 +26,8 @@ SECTIONS = {'datasets', 'network_g', 'network_d', 'path', 'train', 'val', 'logge
 EXAMPLE = {True: 'options/train_RRDBNet_PSNR_x4.yml', False: 'options/test_set14.yml'}
 VALUE_KINDS = {
     'int_type': 'a whole number', 'float_type': 'a number', 'bool_type': 'true or false', 'string_type': 'text',
-    'list_type': 'a list such as [0.9, 0.99]', 'dict_type': 'a mapping of options', 'model_type': 'a mapping of options',
-    'model_attributes_type': 'a mapping of options',
+    'list_type': 'a list such as [0.9, 0.99]', 'dict_type': 'a mapping of options',
+    'model_type': 'a mapping of options', 'model_attributes_type': 'a mapping of options',
 }
 
 
@@ -181,10 +181,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _arch_default(section: Any, keyword: str) -> Any:
+def _arch_default(section: dict, keyword: str) -> Any:
     """``section[keyword]``, or the registered class's default for it when the file leaves it out."""
-    if not isinstance(section, dict):
-        return None
     if keyword in section:
         return section[keyword]
     from basicsr.utils.registry import ARCH_REGISTRY
@@ -196,75 +194,97 @@ def _arch_default(section: Any, keyword: str) -> Any:
 
 
 def cross_field_problems(opt: dict, is_train: bool) -> list:
-    problems = []
-    add = lambda message, *keys: problems.append(Problem(keys, message))  # noqa: E731
-    datasets = _mapping(opt, 'datasets')
-    scale = opt.get('scale') if _is_number(opt.get('scale')) else None
-    network_g, network_d = opt.get('network_g'), opt.get('network_d')
+    """What one option says about another, and the sections a command needs."""
+    problems = _needed_for_training(opt) if is_train else _needed_for_testing(opt)
+    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt)
 
-    if is_train:
-        for section in ('train', 'logger'):
-            if section not in opt:
-                add(f'required section is missing; add it (see {EXAMPLE[True]})', section)
-        if network_g is None or _get(network_g, 'type') == 'auto':
-            add("training needs the generator's architecture; add network_g with its type", 'network_g')
-        if datasets and 'train' not in datasets:
-            add('a training file needs a dataset named train; add it', 'datasets', 'train')
-        for phase in datasets:
-            if str(phase).split('_')[0] not in ('train', 'val'):
-                add('a dataset name in a training file starts with train or val (e.g. val_2); rename it',
-                    'datasets', phase)
-        train_set = datasets.get('train')
-        if isinstance(train_set, dict):
-            for key in TRAIN_PHASE_KEYS.get(train_set.get('type'), TRAIN_PHASE_KEYS[None]):
-                if key not in train_set:
-                    add('required option of the train dataset is missing; add it', 'datasets', 'train', key)
-        if isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
-            add('required option is missing when training; add it (e.g. 5000)', 'val', 'val_freq')
-        if opt.get('model_type') in GAN_MODELS:
-            for keys in (('network_d',), ('train', 'optim_d'), ('train', 'gan_opt')):
-                if isinstance(_get(opt, *keys[:-1]), dict) and _get(opt, *keys) is None:
-                    add(f'{opt["model_type"]} trains a discriminator and needs this; add it (see '
-                        'options/train_ESRGAN_x4.yml)', *keys)
-        elif isinstance(opt.get('train'), dict) and not (_get(opt, 'train', 'pixel_opt')
-                                                         or _get(opt, 'train', 'perceptual_opt')):
-            add('no loss is set; add pixel_opt (e.g. {type: L1Loss}) or perceptual_opt', 'train', 'pixel_opt')
-    elif 'val' not in opt:
-        add(f'required section is missing; add it with save_img and metrics (see {EXAMPLE[False]})', 'val')
 
+def _needed_for_training(opt: dict) -> list:
+    problems, datasets = [], _mapping(opt, 'datasets')
+    for section in ('train', 'logger'):
+        if section not in opt:
+            problems.append(Problem((section,), f'required section is missing; add it (see {EXAMPLE[True]})'))
+    if opt.get('network_g') is None or _get(opt, 'network_g', 'type') == 'auto':
+        problems.append(Problem(('network_g',), "training needs the generator's architecture; add network_g with "
+                                'its type'))
+    if datasets and 'train' not in datasets:
+        problems.append(Problem(('datasets', 'train'), 'a training file needs a dataset named train; add it'))
+    for phase in datasets:  # basicsr's launcher: exactly "train", or val, val_1, val_set14, ...
+        if phase != 'train' and str(phase).split('_')[0] != 'val':
+            problems.append(Problem(('datasets', phase), 'in a training file a dataset is named train, val or '
+                                    'val_<anything>; rename it'))
+    train_set = datasets.get('train')
+    if isinstance(train_set, dict):
+        for key in TRAIN_PHASE_KEYS.get(train_set.get('type'), TRAIN_PHASE_KEYS[None]):
+            if key not in train_set:
+                problems.append(Problem(('datasets', 'train', key), 'required option of the train dataset is '
+                                        'missing; add it'))
+    if isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
+        problems.append(Problem(('val', 'val_freq'), 'required option is missing when training; add it (e.g. 5000)'))
+    if opt.get('model_type') in GAN_MODELS:
+        for keys in (('network_d',), ('train', 'optim_d'), ('train', 'gan_opt')):
+            if isinstance(_get(opt, *keys[:-1]), dict) and _get(opt, *keys) is None:
+                problems.append(Problem(keys, f'{opt["model_type"]} trains a discriminator and needs this; add it '
+                                        '(see options/train_ESRGAN_x4.yml)'))
+    elif isinstance(opt.get('train'), dict) and not any(opt['train'].get(k) for k in ('pixel_opt', 'perceptual_opt')):
+        problems.append(Problem(('train', 'pixel_opt'), 'no loss is set; add pixel_opt (e.g. {type: L1Loss}) or '
+                                'perceptual_opt'))
+    return problems
+
+
+def _needed_for_testing(opt: dict) -> list:
+    if 'val' in opt:
+        return []
+    return [Problem(('val',), f'required section is missing; add it with save_img and metrics (see {EXAMPLE[False]})')]
+
+
+def _sizes(opt: dict, is_train: bool) -> list:
+    """Patch sizes against the scale; the generator's scale and the discriminator's input size against the data."""
+    problems, datasets = [], _mapping(opt, 'datasets')
+    scale = opt.get('scale') if _is_number(opt.get('scale')) and opt['scale'] > 0 else None
     for phase, dataset in datasets.items():
         gt_size = _get(dataset, 'gt_size')
         if scale and _is_number(gt_size) and gt_size % scale:
-            add(f'{gt_size} is not a multiple of scale {scale}; use e.g. {max(scale, gt_size // scale * scale)}',
-                'datasets', phase, 'gt_size')
+            problems.append(Problem(('datasets', phase, 'gt_size'), f'{gt_size} is not a multiple of scale {scale}; '
+                                    f'use e.g. {max(scale, gt_size // scale * scale)}'))
+    network_g, network_d = _mapping(opt, 'network_g'), _mapping(opt, 'network_d')
     net_scale = _arch_default(network_g, 'scale')
     if scale and _is_number(net_scale) and net_scale != scale:
         where = '' if 'scale' in network_g else ' (its default)'
-        add(f'{net_scale}{where} does not match scale {scale}, the scale of the data; set both to the same value',
-            'network_g', 'scale')
-    gt_size = _get(datasets.get('train'), 'gt_size')
-    input_size = _arch_default(network_d, 'input_size')
+        problems.append(Problem(('network_g', 'scale'), f'{net_scale}{where} does not match scale {scale}, the scale '
+                                'of the data; set both to the same value'))
+    gt_size, input_size = _get(datasets, 'train', 'gt_size'), _arch_default(network_d, 'input_size')
     if is_train and _is_number(gt_size) and _is_number(input_size) and input_size != gt_size:
         where = '' if 'input_size' in network_d else ' (its default)'
-        add(f'{input_size}{where} does not match datasets.train.gt_size {gt_size}; the discriminator sees '
-            'gt_size patches, set both to the same value', 'network_d', 'input_size')
-
-    milestones, total_iter = _get(opt, 'train', 'scheduler', 'milestones'), _get(opt, 'train', 'total_iter')
-    if isinstance(milestones, list) and all(_is_number(m) for m in milestones):
-        if any(b <= a for a, b in zip(milestones, milestones[1:])):
-            add(f'{milestones} is not increasing; list the iterations in order', 'train', 'scheduler', 'milestones')
-        if _is_number(total_iter) and milestones and max(milestones) >= total_iter:
-            add(f'{max(milestones)} is not below total_iter {total_iter}; the learning rate would never change '
-                'there: lower it or raise total_iter', 'train', 'scheduler', 'milestones')
-
-    num_gpu = opt.get('num_gpu')
-    if _is_number(num_gpu) and num_gpu > 0:
-        import torch
-        available = torch.cuda.device_count()
-        if num_gpu > available:
-            where = 'no CUDA device is available here' if not available else f'only {available} CUDA device(s) here'
-            add(f'{num_gpu} but {where}; set num_gpu: auto (all CUDA devices, the CPU without CUDA)', 'num_gpu')
+        problems.append(Problem(('network_d', 'input_size'), f'{input_size}{where} does not match '
+                                f'datasets.train.gt_size {gt_size}; the discriminator sees gt_size patches, set both '
+                                'to the same value'))
     return problems
+
+
+def _schedule(opt: dict) -> list:
+    problems, keys = [], ('train', 'scheduler', 'milestones')
+    milestones, total_iter = _get(opt, *keys), _get(opt, 'train', 'total_iter')
+    if isinstance(milestones, list) and milestones and all(_is_number(m) for m in milestones):
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            problems.append(Problem(keys, f'{milestones} is not increasing; list the iterations in order'))
+        if _is_number(total_iter) and max(milestones) >= total_iter:
+            problems.append(Problem(keys, f'{max(milestones)} is not below total_iter {total_iter}; the learning rate '
+                                    'would never change there: lower it or raise total_iter'))
+    return problems
+
+
+def _devices(opt: dict) -> list:
+    num_gpu = opt.get('num_gpu')
+    if not _is_number(num_gpu) or num_gpu <= 0:
+        return []
+    import torch
+    available = torch.cuda.device_count()
+    if num_gpu <= available:
+        return []
+    where = 'no CUDA device is available here' if not available else f'only {available} CUDA device(s) here'
+    return [Problem(('num_gpu',), f'{num_gpu} but {where}; set num_gpu: auto (all CUDA devices, the CPU without '
+                    'CUDA)')]
 
 
 def missing_files(opt: dict, pretrained: bool = True) -> list:

@@ -139,6 +139,8 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('train.scheduler.milestones', [50, 100],
      'o.yml: train.scheduler.milestones: 100 is not below total_iter 100; the learning rate would never change'),
     ('network_d', ..., 'o.yml: network_d: ESRGANRaGANModel trains a discriminator and needs this'),
+    ('datasets.train_2', train_options()['datasets']['val'], 'o.yml: datasets.train_2: in a training file a dataset '
+     'is named train, val or val_<anything>; rename it'),
 ])
 def test_each_mistake_is_one_line_saying_what_to_do(no_cuda, path, value, expected):
     lines = errors(changed(path, value))
