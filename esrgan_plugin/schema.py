@@ -450,12 +450,13 @@ def main(argv: Optional[list] = None) -> int:
         'python -m esrgan_plugin.schema > esrgan_options.schema.json')
     parser.add_argument('-o', '--output', help='write to this file instead of standard output')
     args = parser.parse_args(argv)
-    text = json.dumps(json_schema(), indent=1) + '\n'
+    text = json.dumps(json_schema(), indent=1)
     if args.output:
         with open(args.output, 'w', encoding='utf-8') as f:
-            f.write(text)
+            f.write(text + '\n')
     else:
-        sys.stdout.write(text)
+        from .cli import say
+        say(text)
     return 0
 
 
