@@ -147,6 +147,34 @@ def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> No
     dist.init_process_group(backend=backend or ('nccl' if use_cuda else 'gloo'), **kwargs)
 
 
+def ordered_yaml() -> tuple:
+    """Replacement for ``basicsr.utils.options.ordered_yaml``: basicsr's loader, plus YAML 1.2 floats.
+
+    basicsr 1.4.2 re-reads the option file itself with PyYAML (YAML 1.1), where
+    ``lr: 2e-4`` is the string ``'2e-4'`` and the optimizer fails with a TypeError.
+    The plugin's option check reads ``2e-4`` as the float the user meant; giving
+    basicsr the same reading here (rather than handing it a rewritten copy of the
+    file) keeps the file basicsr copies into ``experiments/`` the user's own, and
+    is one small rule both readers share (``option_file.with_yaml12_floats``).
+    """
+    from .option_file import with_yaml12_floats
+
+    loader, dumper = REPLACED['ordered_yaml']()
+    return with_yaml12_floats(loader), dumper
+
+
+def postprocess_yml_value(value: str) -> Any:
+    """Replacement for ``basicsr.utils.options._postprocess_yml_value`` (the ``--force_yml`` values).
+
+    basicsr 1.4.2 keeps ``2e-4`` and ``-1`` as strings and reads lists with ``eval``.
+    A value on the command line now means what it means in the file (safe YAML,
+    YAML 1.2 floats), so the override the option check validated is the one that runs.
+    """
+    from .option_file import parse_override_value
+
+    return parse_override_value(value)
+
+
 # basicsr's own functions that apply() replaced, kept for tests that show why.
 REPLACED: dict = {}
 
@@ -162,6 +190,8 @@ def apply() -> None:
     # The launcher looks these names up in its own module at call time, so
     # rebinding them there is enough; basicsr's files stay untouched.
     for module, name, replacement in ((basicsr.train, 'load_resume_state', load_resume_state),
-                                      (basicsr.utils.options, 'init_dist', init_dist)):
+                                      (basicsr.utils.options, 'init_dist', init_dist),
+                                      (basicsr.utils.options, 'ordered_yaml', ordered_yaml),
+                                      (basicsr.utils.options, '_postprocess_yml_value', postprocess_yml_value)):
         REPLACED.setdefault(name, getattr(module, name))
         setattr(module, name, replacement)

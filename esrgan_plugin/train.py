@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,9 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'Writes experiments/<name>/ and tb_logger/<name>/ under the current directory.')
     add_basicsr_arguments(parser, is_train=True)
     args = parser.parse_args(argv)
-    opt = check_option_file(parser, args.opt)
-    if not args.force_yml:  # an override may fix a path; basicsr then checks it
-        check_paths(parser, opt, args.opt, pretrained=not args.auto_resume)
+    opt = check_options_or_exit(parser, args, is_train=True)  # exits 2 listing every problem
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.train import train_pipeline
