@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from typing import Any, Callable, Iterator
 
@@ -112,3 +113,23 @@ def atomic_dir(path: str, overwrite: bool = False) -> Iterator[str]:
     finally:
         if os.path.isdir(partial):
             shutil.rmtree(partial, ignore_errors=True)
+
+
+# ``atomic_path`` names its temporary files ``.<stem>.<8 random characters>.tmp<ext>`` (tempfile.mkstemp).
+_TEMP_NAME = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$')
+
+
+def remove_leftover_temp_files(folder: str) -> list[str]:
+    """Delete, under ``folder``, the temporary files of saves that were killed before their rename.
+
+    Only call this while no other process can be writing there (training holds its experiment lock).
+    Returns the removed paths.
+    """
+    removed = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if _TEMP_NAME.match(name):
+                path = os.path.join(root, name)
+                os.remove(path)
+                removed.append(path)
+    return sorted(removed)
