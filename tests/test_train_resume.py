@@ -64,10 +64,11 @@ def write(tmp_path, opt):
 
 @pytest.fixture
 def run_here(tmp_path, monkeypatch):
-    """Run ``python -m esrgan_plugin.train ARGS`` in this process, in tmp_path; returns its exit code."""
+    """Run ``python -m esrgan_plugin.train ARGS`` in this process, in tmp_path; returns its exit code.
+
+    The options say num_gpu: 0 (CPU) unless a test changes it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, 'argv', list(sys.argv))
-    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
 
     def run(*args):
         return train.main(list(args))
@@ -147,10 +148,26 @@ def test_stop_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, run_
         assert_identical(weights(experiment(tmp_path, name), 8), expected, f'resumed from {stop_at}')
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_deterministic_gpu_training_resumes_bit_identically(tmp_path, run_here):
+    """On the GPU exactness needs train.deterministic (cuDNN's autotuned and atomic-add kernels vary)."""
+    def gpu_options(name):
+        opt = options(tmp_path, name, 'gan', workers=2)
+        opt['num_gpu'] = 1
+        opt['train']['deterministic'] = True
+        return opt
+    assert run_here('-opt', write(tmp_path, gpu_options('whole'))) == 0
+    copy_up_to(tmp_path, 'whole', 'resumed', 6)
+    assert run_here('-opt', write(tmp_path, gpu_options('resumed')), '--auto_resume') == 0
+    assert_identical(weights(experiment(tmp_path, 'resumed'), 8), weights(experiment(tmp_path, 'whole'), 8))
+
+
 def test_workers_do_not_change_the_data(tmp_path, run_here):
     """Each sample's augmentation depends on its place in the run only, not on which worker drew it."""
     for workers in (0, 2):
-        assert run_here('-opt', write(tmp_path, options(tmp_path, f'w{workers}', 'psnr', workers, total_iter=4))) == 0
+        opt = options(tmp_path, f'w{workers}', 'psnr', workers, total_iter=4)
+        opt['train']['deterministic'] = True  # accepted on the CPU too
+        assert run_here('-opt', write(tmp_path, opt)) == 0
     assert_identical(weights(experiment(tmp_path, 'w0'), 4), weights(experiment(tmp_path, 'w2'), 4))
 
 
@@ -244,12 +261,12 @@ def test_sigterm_saves_the_current_iteration_and_auto_resume_continues_exactly(t
     env = subprocess_env()
     env['CUDA_VISIBLE_DEVICES'] = ''
     proc = subprocess.Popen([PYTHON, '-m', 'esrgan_plugin.train', '-opt', yml], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     exp = experiment(tmp_path, 'term')
     deadline = time.time() + 120
     while 'iter:       3' not in (read_log(exp) if exp.exists() else '') and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # to the DataLoader workers too, as slurm and a terminal's Ctrl-C do
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
     states = os.listdir(exp / 'training_states')
