@@ -8,6 +8,7 @@ new run renames the old folder away.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -62,7 +63,8 @@ class ExperimentLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        os.unlink(self.path)  # while still locked, so no other process can lock the old file meanwhile
+        with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+            os.unlink(self.path)  # while still locked, so no other process can lock the old file meanwhile
         os.close(self.fd)
         self.fd = None
 

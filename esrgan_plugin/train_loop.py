@@ -202,7 +202,8 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, l
     logger.info(f'Start training from epoch: {epoch}, iter: {current_iter}')
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     start_time = time.time()
-    stop, validated_at, first_step = None, None, True
+    validated_at, first_step = None, True
+    stop = signals.agreed_stop(opt['dist'], model.device)  # a signal during the set-up: nothing to save yet
 
     while current_iter < total_iters and stop is None:
         sampler.set_epoch(epoch, start=batches_done * loader.batch_size)
@@ -224,9 +225,7 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, l
             stop = signals.agreed_stop(opt['dist'], model.device)
             if current_iter % save_freq == 0 or stop:
                 logger.info('Saving models and training states.')
-                model.save(epoch, current_iter, {'epoch_batches_done': batches_done,
-                                                 'world_size': opt['world_size'],
-                                                 'rng': resume.gather_rng_states(opt)})
+                model.save(epoch, current_iter, _loop_state(opt, batches_done))
             if stop:
                 break
             if val_opt is not None and current_iter % val_opt['val_freq'] == 0:
@@ -241,8 +240,9 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, l
             epoch, batches_done = epoch + 1, 0
 
     if stop:
-        logger.warning(f'Stopped by {signal.Signals(stop).name} at iteration {current_iter}: checkpoint and '
-                       f'training state saved; continue with --auto_resume.')
+        saved = 'checkpoint and training state saved' if not first_step else 'nothing to save'
+        logger.warning(f'Stopped by {signal.Signals(stop).name} at iteration {current_iter}: {saved}; '
+                       'continue with --auto_resume.')
         return 128 + stop
     consumed = datetime.timedelta(seconds=int(time.time() - start_time))
     logger.info(f'End of training. Time consumed: {consumed}')
@@ -252,6 +252,12 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, l
         for val_loader in val_loaders:
             model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
     return 0
+
+
+def _loop_state(opt: dict, batches_done: int) -> dict:
+    """The loop's part of a training state (a collective call under DDP: it gathers every rank's generators)."""
+    return {'epoch_batches_done': batches_done, 'world_size': opt['world_size'],
+            'rng': resume.gather_rng_states(opt)}
 
 
 def _restore_loop_state(state: dict, opt: dict, logger: logging.Logger) -> int:
