@@ -43,7 +43,7 @@ def _seeded(seed: int, restore: bool) -> Iterator[None]:
 
 
 class SeededSamples(Dataset):
-    """Wraps a dataset; ``dataset[(index, seed)]`` is ``dataset[index]`` drawn with every generator seeded by ``seed``."""
+    """``dataset[(index, seed)]`` is ``dataset[index]`` drawn with every generator seeded by ``seed``."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset

@@ -199,7 +199,8 @@ def test_damaged_network_file_makes_its_state_unusable(tmp_path):
         torch.save({'iter': it}, root / 'training_states' / f'{it}.state')
         torch.save({'params': {}}, root / 'models' / f'net_g_{it}.pth')
     (root / 'models' / 'net_g_4.pth').write_bytes(b'\0' * 10)
-    opt = {'auto_resume': True, 'network_g': {}, 'path': {'experiments_root': str(root), 'models': str(root / 'models')}}
+    opt = {'auto_resume': True, 'network_g': {},
+           'path': {'experiments_root': str(root), 'models': str(root / 'models')}}
     point = find_resume_point(opt)
     assert point.iteration == 2
     assert len(point.damaged) == 1 and 'net_g_4.pth' in point.damaged[0]
