@@ -1,11 +1,13 @@
-"""The training loop's fixes of basicsr behaviour, and the ``train.deterministic`` option."""
+"""The training loop: its fixes of basicsr behaviour, the ``train.deterministic`` option, signal handling."""
 import logging
 import os
+import signal
 import time
 
 import torch
 from basicsr.utils import MessageLogger
 
+from esrgan_plugin.stop_signals import StopSignals
 from esrgan_plugin.train_loop import EtaMessageLogger, determinism
 
 
@@ -44,3 +46,24 @@ def test_deterministic_option_sets_and_restores_the_process_settings(monkeypatch
     assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before
     with determinism(False):
         assert torch.backends.cudnn.benchmark  # basicsr's default
+
+
+def _in_child(signals_to_send):
+    """Fork; the child installs StopSignals, sends itself the signals and exits 3 if it is still alive."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with StopSignals() as stops:
+                for signum in signals_to_send:
+                    os.kill(os.getpid(), signum)
+                os._exit(3 if stops.received == signal.SIGINT else 4)
+        finally:
+            os._exit(5)
+    return os.waitpid(pid, 0)[1]
+
+
+def test_first_signal_only_asks_to_stop_and_a_second_one_ends_the_process():
+    status = _in_child([signal.SIGINT])
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
+    status = _in_child([signal.SIGINT, signal.SIGTERM])
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
