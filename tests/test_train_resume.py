@@ -22,7 +22,7 @@ import yaml
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from conftest import PYTHON, subprocess_env
-from esrgan_plugin import fileio, train
+from esrgan_plugin import train
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.psnr_model import ESRGANPSNRModel
 from test_train_end_to_end import gan_options, make_lmdb_pair, read_log
@@ -207,20 +207,6 @@ def test_damaged_network_file_makes_its_state_unusable(tmp_path):
     (root / 'models' / 'net_g_2.pth').unlink()
     with pytest.raises(UserFacingError, match='no intact training state'):
         find_resume_point(opt)
-
-
-def test_only_temp_files_of_interrupted_saves_are_removed(tmp_path):
-    models, states = tmp_path / 'models', tmp_path / 'training_states'
-    with fileio.atomic_path(str(models / 'net_g_238.pth')) as tmp:
-        real_name = os.path.basename(tmp)  # what a save killed before its rename leaves behind
-        open(tmp, 'wb').write(b'x')
-    states.mkdir()
-    leftovers = [models / real_name, models / '.net_g_238.k2j4h1x0.tmp.pth', states / '.584.ab12cd34.tmp.state']
-    keep = [models / 'net_g_238.pth', models / '.gitignore', states / '584.state', states / '.notes.tmp']
-    for path in leftovers + keep[1:]:
-        path.write_text('x')
-    assert fileio.remove_leftover_temp_files(str(tmp_path)) == sorted(str(p) for p in leftovers)
-    assert all(path.exists() for path in keep) and not any(path.exists() for path in leftovers)
 
 
 def test_a_locked_experiment_is_refused_and_a_stale_lock_taken_over(tmp_path, run_here, log_lines):
