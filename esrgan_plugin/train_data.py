@@ -10,6 +10,8 @@ epoch) alone, and the sampler can start an epoch at any position. The shuffled o
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import random
 import signal
 from typing import Any, Iterator
@@ -84,17 +86,33 @@ class ResumableSampler(Sampler):
         return max(len(self.order) - self.start, 0)
 
 
-def _ignore_stop_signals(worker_id: int) -> None:
-    """Workers leave Ctrl-C and SIGTERM to the training process, which stops cleanly and then ends them.
+class WorkerSignals:
+    """``worker_init_fn`` that leaves Ctrl-C and SIGTERM to the training process while training runs.
 
-    Otherwise a signal sent to the whole process group (a terminal's Ctrl-C, slurm) kills the workers first and
-    the training process fails on the lost worker instead of saving.
+    A signal sent to the whole process group (a terminal's Ctrl-C, slurm) would otherwise kill the workers first,
+    and the training process would fail on the lost worker instead of finishing its step and saving. Once
+    ``release()`` is called (training has ended, for whatever reason), SIGTERM ends a worker again: that is how
+    Python's exit and the DataLoader's shutdown stop workers that do not answer.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def __init__(self) -> None:
+        self.training = multiprocessing.RawValue('b', 1)  # shared with the forked workers
+
+    def __call__(self, worker_id: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame) -> None:
+        if not self.training.value:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def release(self) -> None:
+        self.training.value = 0
 
 
-def build_train_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tuple[DataLoader, ResumableSampler]:
+def build_train_loader(dataset: Dataset, dataset_opt: dict, opt: dict,
+                       worker_signals: WorkerSignals) -> tuple[DataLoader, ResumableSampler]:
     """The training DataLoader and its sampler, with basicsr's batch-size and worker rules and options.
 
     Without DDP, ``num_gpu`` > 1 means DataParallel: one process loads for all GPUs, so batch size and
@@ -105,7 +123,7 @@ def build_train_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tuple[
                                int(opt['manual_seed']))
     args = dict(dataset=SeededSamples(dataset), batch_size=dataset_opt['batch_size_per_gpu'] * per_process,
                 sampler=sampler, num_workers=dataset_opt['num_worker_per_gpu'] * per_process, drop_last=True,
-                pin_memory=dataset_opt.get('pin_memory', False), worker_init_fn=_ignore_stop_signals,
+                pin_memory=dataset_opt.get('pin_memory', False), worker_init_fn=worker_signals,
                 # its own generator, so creating an iterator does not draw from the global torch generator
                 generator=torch.Generator().manual_seed(int(opt['manual_seed'])))
     if args['num_workers'] > 0:

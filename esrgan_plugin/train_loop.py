@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import time
+import traceback
 from typing import Iterator, Optional
 
 import torch
@@ -39,7 +40,7 @@ from . import fileio, resume
 from .errors import UserFacingError
 from .run_lock import ExperimentLock
 from .stop_signals import StopSignals
-from .train_data import build_train_loader
+from .train_data import WorkerSignals, build_train_loader
 
 
 class EtaMessageLogger(MessageLogger):
@@ -124,10 +125,10 @@ def _prepare_experiment(opt: dict, notes: list) -> Optional[resume.ResumePoint]:
     return point
 
 
-def _build_data(opt: dict, logger: logging.Logger):
+def _build_data(opt: dict, worker_signals: WorkerSignals, logger: logging.Logger):
     train_opt = opt['datasets']['train']
     train_set = build_dataset(train_opt)
-    loader, sampler = build_train_loader(train_set, train_opt, opt)
+    loader, sampler = build_train_loader(train_set, train_opt, opt, worker_signals)
     if len(loader) == 0:
         raise UserFacingError(f'datasets.train has {len(train_set)} samples per epoch per process, fewer than one '
                               f'batch of {loader.batch_size}; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
@@ -178,15 +179,24 @@ def _train(opt: dict, args, signals: StopSignals, notes: list) -> int:
     for note in filter(None, notes):
         logger.warning(note)
     tb_logger = init_tb_loggers(opt)
+    worker_signals = WorkerSignals()
     try:
-        return _run(opt, point, signals, logger, tb_logger)
+        return _run(opt, point, signals, worker_signals, logger, tb_logger)
+    except BaseException as err:
+        # torch re-raises a worker's error from a frame that references it (a reference cycle), which keeps
+        # the DataLoader iterator and its workers alive until the interpreter exits and kills them. Clearing
+        # the finished frames lets the iterator shut its workers down now.
+        traceback.clear_frames(err.__traceback__)
+        raise
     finally:
+        worker_signals.release()  # an exception may leave workers behind; Python's exit ends them with SIGTERM
         if tb_logger:
             tb_logger.close()
 
 
-def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, logger, tb_logger) -> int:
-    loader, sampler, val_loaders = _build_data(opt, logger)
+def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, worker_signals: WorkerSignals,
+         logger, tb_logger) -> int:
+    loader, sampler, val_loaders = _build_data(opt, worker_signals, logger)
     model = build_model(opt)
     total_iters = int(opt['train']['total_iter'])
     epoch, current_iter, batches_done = 0, 0, 0

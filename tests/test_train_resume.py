@@ -82,9 +82,12 @@ def log_lines():
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
     logger = logging.getLogger('basicsr')
+    level = logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # basicsr sets it only where it first creates the logger
     yield lines
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def experiment(tmp_path, name):
