@@ -21,7 +21,7 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help='distributed launcher: "pytorch" under torchrun (NCCL on CUDA, gloo on CPU)')
     if is_train:
         parser.add_argument('--auto_resume', action='store_true',
-                            help='continue from the newest experiments/<name>/training_states/*.state')
+                            help='continue from the newest intact experiments/<name>/training_states/*.state')
     parser.add_argument('--debug', action='store_true', help="basicsr's debug mode (prefixes the name with debug_)")
     parser.add_argument('--local_rank', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE',

@@ -84,37 +84,30 @@ def _provide_distutils_looseversion() -> None:
 
 
 def load_resume_state(opt: dict) -> Optional[dict]:
-    """Replacement for ``basicsr.train.load_resume_state``.
+    """Replacement for ``basicsr.train.load_resume_state`` (the plugin's own loop uses ``resume`` directly).
 
     basicsr 1.4.2 maps the resume state onto ``torch.cuda.current_device()``,
     which raises on a machine without CUDA, so ``--auto_resume`` and
-    ``path.resume_state`` never work on CPU. The state only holds optimizer and
-    scheduler state dicts; loading it on the CPU is enough, since
-    ``Optimizer.load_state_dict`` moves each tensor to its parameter's device.
-    It is loaded with ``weights_only=True``: a state file is data, not code.
+    ``path.resume_state`` never work on CPU. The state is loaded on the CPU
+    (``Optimizer.load_state_dict`` moves each tensor to its parameter's device)
+    with ``weights_only=True``: a state file is data, not code. With
+    ``--auto_resume`` it takes the newest state whose networks load too
+    (``resume.find_resume_point``).
 
     Like basicsr's, it writes the found path into ``opt['path']['resume_state']``
     (basicsr's ``check_resume`` reads it there).
     """
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
-    resume_state_path = None
-    if opt['auto_resume']:
-        state_dir = os.path.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
-        if os.path.isdir(state_dir):
-            iters = [int(name[:-len('.state')]) for name in scandir(state_dir, suffix='state', recursive=False)
-                     if name[:-len('.state')].isdigit()]
-            if iters:
-                resume_state_path = os.path.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
+    from .resume import find_resume_point
 
-    if resume_state_path is None:
+    opt['path'].setdefault('experiments_root', os.path.join(opt['root_path'], 'experiments', opt['name']))
+    point = find_resume_point(opt)
+    if point is None:
         return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
-    check_resume(opt, resume_state['iter'])
-    return resume_state
+    opt['path']['resume_state'] = point.path
+    check_resume(opt, point.iteration)
+    return point.state
 
 
 def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> None:

@@ -74,6 +74,12 @@ def test_resume_state_loads_without_cuda(tmp_path):
     assert opt['path']['resume_state'].endswith('10.state')
     assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
 
+    newest = states / '10.state'  # truncated, as by a full disk: the state before it is used
+    newest.write_bytes(newest.read_bytes()[:100])
+    opt['path']['resume_state'] = None
+    assert basicsr.train.load_resume_state(opt)['iter'] == 5
+    assert opt['path']['resume_state'].endswith('5.state')
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="shows the CPU failure of basicsr's own function")
 def test_basicsrs_resume_fails_without_cuda(tmp_path):
