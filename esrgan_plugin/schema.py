@@ -215,6 +215,7 @@ class TrainBase(Section):
     amp: Literal[PRECISIONS] = Field('fp32', description='mixed precision of the training step')
     channels_last: bool = False
     compile: CompileOption = Field(False, description='torch.compile the generator: false, true or a mode')
+    deterministic: bool = Field(False, description='only deterministic kernels: GPU runs repeat bit for bit, slower')
 
 
 class ValBase(Section):
