@@ -143,8 +143,7 @@ def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg1
         'ema_decay': ema_decay(iters),
         'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
         'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-        'scheduler': {'type': 'MultiStepLR', 'milestones': [iters * 10], 'gamma': 0.5},
-        'total_iter': iters,
+        'total_iter': iters,  # no scheduler: the rate stays constant over this short run
         # The paper's loss: L_percep + 5e-3 L_G^Ra + 1e-2 L_1.
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
         'perceptual_opt': perceptual_options(vgg19_file),

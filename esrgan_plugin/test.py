@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, basicsr_argv, check_option_file, check_paths, run_main, say
+from .cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main, say
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -20,9 +20,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'Writes results/<name>/ under the current directory.')
     add_basicsr_arguments(parser, is_train=False)
     args = parser.parse_args(argv)
-    opt = check_option_file(parser, args.opt)
-    if not args.force_yml:  # an override may fix a path; basicsr then checks it
-        check_paths(parser, opt, args.opt)
+    opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
 
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed

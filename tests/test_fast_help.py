@@ -8,7 +8,7 @@ import pytest
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
 
-MODULES = ['train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'demo', 'options']
+MODULES = ['train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'demo', 'options', 'schema']
 SCRIPTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO_ROOT, 'scripts', '*.py')))
 # Importing torch and basicsr takes about 10 s on the 2-core machine (more when it is busy); the commands
 # themselves need well under a second. The bound only has to tell the two apart.

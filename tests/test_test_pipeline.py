@@ -67,7 +67,7 @@ def set14_run(tmp_path_factory):
     opt['name'] = 'tiny_set14'
     opt['datasets']['test_1']['dataroot_gt'] = os.path.join(shared, 'GTmod12')
     opt['datasets']['test_1']['dataroot_lq'] = os.path.join(shared, 'LRbicx4')
-    opt['network_g'].update(TINY_ARCH)
+    opt['network_g'] = {'type': 'ESRGANRRDBNet', **TINY_ARCH}
     opt['path']['pretrain_network_g'] = str(tmp_path / 'tiny.pth')
     opt_path = tmp_path / 'test_tiny.yml'
     opt_path.write_text(yaml.safe_dump(opt))
