@@ -20,9 +20,11 @@ setup(
         'tqdm',
         'scikit-image',
         'safetensors',  # reading/writing .safetensors checkpoints without pickle
+        'lpips',  # ships the LPIPS linear-layer weights (5 KB each) and is the reference our LPIPS is tested against
     ],
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'matplotlib'],
+        'plot': ['matplotlib'],  # sweep.png of the perception-distortion sweep; sweep.csv needs nothing
         'onnx': ['onnx', 'onnxruntime'],
     },
 )

@@ -238,9 +238,9 @@ class ESRGANPSNRModel(SRModel):
             self._initialize_best_metric_results(dataset_name)
         testing = not self.opt['is_train']
         tested = results_page.DatasetResult(dataset_name, int(self.opt['scale']), better_by_name)
-        show_bar = self.opt['val'].get('pbar', testing)
-        with logging_redirect_tqdm(loggers=[logger]), tqdm(total=len(dataloader), unit='image', desc=dataset_name,
-                                           disable=not show_bar) as bar:
+        bar = tqdm(total=len(dataloader), unit='image', desc=dataset_name,
+                   disable=not self.opt['val'].get('pbar', testing))
+        with logging_redirect_tqdm(loggers=[logger]), bar:  # log lines print above the bar
             for data in dataloader:
                 img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
                 self.feed_data(data)

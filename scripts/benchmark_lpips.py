@@ -1,6 +1,6 @@
 """The plugin's LPIPS against the ``lpips`` package on the same weights and images: agreement and speed.
 
-    python scripts/benchmark_lpips.py [--images ../shared/data/Set14/GTmod12] [--repeats 3]
+    python scripts/benchmark_lpips.py [--images ../shared/data/Set14/GTmod12] [--repeats 3] [--limit N] [--nets alex vgg]
 
 The ImageNet backbones are not needed: both implementations get the same randomly initialised trunk (the
 package's own ``pnet_rand=True`` network, saved as a torchvision-style ``features.*`` file for the plugin) and
@@ -30,14 +30,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', default='../shared/data/Set14/GTmod12', help='folder of PNG images')
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--limit', type=int, default=None, help='use only the first N images')
+    parser.add_argument('--nets', nargs='+', choices=['alex', 'vgg'], default=['alex', 'vgg'])
     args = parser.parse_args()
     import lpips  # the reference implementation
 
-    paths = sorted(glob.glob(os.path.join(args.images, '*.png')))
+    paths = sorted(glob.glob(os.path.join(args.images, '*.png')))[:args.limit]
     if not paths:
         parser.error(f'no PNG images in {args.images}')
     torch.set_grad_enabled(False)
-    for net in ('alex', 'vgg'):
+    for net in args.nets:
         torch.manual_seed(0)
         reference = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
         trunk = {}

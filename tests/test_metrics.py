@@ -60,3 +60,15 @@ def test_summary_table_lists_means_and_directions():
     assert table[1].split() == ['better:', 'higher', 'lower']
     assert table[2].split() == ['Set14', '24.1234', '4.7300']
     assert table[3].split() == ['Set5', '28.5000', '-']
+
+
+def test_niqe_is_on_in_test_options_and_gan_stage_validation():
+    import os
+
+    import yaml
+
+    from conftest import REPO_ROOT
+    for name in ('test_set14.yml', 'test_set5.yml', 'train_ESRGAN_x4.yml'):
+        with open(os.path.join(REPO_ROOT, 'options', name), encoding='utf-8') as f:
+            niqe = yaml.safe_load(f)['val']['metrics']['niqe']
+        assert niqe['type'] == 'calculate_niqe' and niqe['crop_border'] == 4 and metrics.better(niqe) == 'lower'
