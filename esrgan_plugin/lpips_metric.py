@@ -131,14 +131,12 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # Both images go through the backbone as one batch: one pass over the weights instead of two.
-        feats = self.tapped_features(torch.cat([x, y]))
         weights = torch.split(self.linear, self.split)
         total = 0
-        for feat, w in zip(feats, weights):
-            unit = feat / (feat.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            a, b = unit.chunk(2)
-            total = total + ((a - b).pow(2) * w.view(1, -1, 1, 1)).sum(dim=1).mean(dim=(1, 2))
+        for fx, fy, w in zip(self.tapped_features(x), self.tapped_features(y), weights):
+            fx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)  # unit length along channels
+            fy = fy / (fy.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            total = total + ((fx - fy).pow(2) * w.view(1, -1, 1, 1)).sum(dim=1).mean(dim=(1, 2))
         return total
 
 
