@@ -33,6 +33,7 @@ class ImageResult:
     gt_path: Optional[str]
     sr_path: Optional[str]  # None when val.save_img is off
     metrics: dict
+    page_images: dict = field(default_factory=dict)  # kind -> (full image, crop), once written
 
 
 @dataclass
@@ -125,7 +126,9 @@ def write(results_root: str, datasets: list[DatasetResult]) -> str:
                      + ''.join(f'<th>{html.escape(m)}<br><small>{dataset.better[m]} is better</small></th>'
                                for m in metric_names) + '</tr>')
         for result in dataset.images:
-            paths = _write_assets(result, dataset, assets)
+            # The page is rewritten after each test set; the images of earlier sets are already there.
+            result.page_images = result.page_images or _write_assets(result, dataset, assets)
+            paths = result.page_images
             cells = [_image_cell(*paths[k], results_root, k) if k in paths else '<td>&mdash;</td>'
                      for k in ('LR', 'bicubic', 'SR', 'ground truth')]
             values = ''.join(f'<td class="num">{result.metrics[m]:.4f}</td>' for m in metric_names)
