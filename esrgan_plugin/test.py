@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -21,16 +21,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'images and index.html, a page comparing LR, bicubic, SR and ground truth.')
     add_basicsr_arguments(parser, is_train=False)
     args = parser.parse_args(argv)
-    opt = check_option_file(parser, args.opt)
-    if not args.force_yml:  # an override may fix a path; basicsr then checks it
-        check_paths(parser, opt, args.opt)
+    opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.test import test_pipeline
 
     from .metrics import check_weights_available
-    if not any(o.startswith('val:metrics') for o in args.force_yml or []):  # else the metric checks its own
-        check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
+    check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
     test_pipeline(os.getcwd())
