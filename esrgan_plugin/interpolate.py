@@ -113,12 +113,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def evaluate_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, alphas: Sequence[float]) -> int:
     """--eval: the perception-distortion sweep (esrgan_plugin.sweep), checked before any work starts."""
-    from .cli import check_option_file, check_paths
     from .metrics import check_weights_available
+    from .option_check import read_options
     from .sweep import matplotlib_available, run_sweep
 
-    eval_opt = check_option_file(parser, args.eval)
-    check_paths(parser, {'datasets': eval_opt.get('datasets')}, args.eval)
+    # The test command's checks of the option file; its checkpoint is not needed (the sweep brings its own).
+    eval_opt, report = read_options(args.eval, (), is_train=False, pretrained=False)
+    if report.errors:
+        parser.exit(2, ''.join(f'error: {line}\n' for line in report.errors))
     check_weights_available((eval_opt.get('val') or {}).get('metrics'))
     if not matplotlib_available():
         say('matplotlib is not installed: writing sweep.csv only (pip install -e ".[plot]" for sweep.png).')

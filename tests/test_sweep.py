@@ -27,7 +27,7 @@ def test_command_line_errors(tmp_path, capsys):
     assert 'not allowed with argument' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         interpolate.main(common + ['--sweep', '0:1:0.5', '--eval', str(tmp_path / 'missing.yml')])
-    assert 'missing.yml does not exist' in capsys.readouterr().err
+    assert 'missing.yml: option file does not exist' in capsys.readouterr().err
     with pytest.raises(UserFacingError, match='--sweep'):
         interpolate.main(common + ['--sweep', '0:1'])
     assert not (tmp_path / 'out').exists()
