@@ -22,6 +22,7 @@ REGISTERED = {
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
     'loss': ['ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss'],
     'dataset': ['DIV2KPairedDataset'],
+    'metric': ['calculate_lpips'],
 }
 
 
@@ -40,6 +41,7 @@ def register() -> None:
     from . import psnr_model  # noqa: F401  MODEL_REGISTRY: ESRGANPSNRModel
     from . import ragan_model  # noqa: F401  MODEL_REGISTRY: ESRGANRaGANModel
     from . import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
+    from . import lpips_metric  # noqa: F401  METRIC_REGISTRY: calculate_lpips
 
 
 def _imported_to_run_one_of_our_commands() -> bool:

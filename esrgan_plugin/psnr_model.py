@@ -9,8 +9,10 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
 * a non-finite loss skips the update and is logged; too many in a row stop
   training with a clear error;
-* validation logs PSNR/SSIM per image and the mean, and writes SR images
-  atomically;
+* validation logs every metric per image and the mean with the direction that
+  is better (NIQE and LPIPS: lower), tracks the best value that way round, and
+  writes SR images atomically; testing adds a progress bar, results/<name>/index.html
+  and a table of the means;
 * options are read, never modified.
 """
 from __future__ import annotations
@@ -23,15 +25,16 @@ from typing import Optional
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
 from basicsr.models import lr_scheduler
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import checkpoint, fileio
+from . import checkpoint, fileio, metrics, results_page
 from .errors import UserFacingError
 from .rrdbnet_arch import ESRGANRRDBNet
 
@@ -260,37 +263,81 @@ class ESRGANPSNRModel(SRModel):
 
     # ------------------------------------------------------------ validation
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
-        """Metrics per image and their mean in the log; SR images written atomically."""
+        """Metrics per image and their mean in the log, each with its better direction; SR images written
+        atomically. When testing, a progress bar, ``index.html`` (results_page) and a table of the means."""
         dataset_name = dataloader.dataset.opt['name']
         metric_opts = self.opt['val'].get('metrics') or {}
+        better_by_name = metrics.directions(metric_opts)
         logger = get_root_logger()
         if metric_opts:
             self._initialize_best_metric_results(dataset_name)
-        totals = {name: 0.0 for name in metric_opts}
-        count = 0
-        for data in dataloader:
-            img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
-            self.feed_data(data)
-            self.test()
-            sr_img = tensor2img([self.output.detach().cpu()])
-            metric_data = {'img': sr_img}
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
-                del self.gt
-            del self.lq, self.output
-            if save_img:
-                fileio.save_image(sr_img, self._sr_image_path(dataset_name, img_name, current_iter))
-            values = {name: calculate_metric(metric_data, o) for name, o in metric_opts.items()}
-            for name, value in values.items():
-                totals[name] += float(value)
-            if values:
-                logger.info(f'{dataset_name} {img_name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in values.items()))
-            count += 1
-        if metric_opts and count:
-            self.metric_results = {name: total / count for name, total in totals.items()}
+        testing = not self.opt['is_train']
+        tested = results_page.DatasetResult(dataset_name, int(self.opt['scale']), better_by_name)
+        bar = tqdm(total=len(dataloader), unit='image', desc=dataset_name,
+                   disable=not self.opt['val'].get('pbar', testing))
+        with logging_redirect_tqdm(loggers=[logger]), bar:  # log lines print above the bar
+            for data in dataloader:
+                img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
+                self.feed_data(data)
+                self.test()
+                sr_img = tensor2img([self.output.detach().cpu()])
+                gt_img = tensor2img([self.gt.detach().cpu()]) if hasattr(self, 'gt') else None
+                if hasattr(self, 'gt'):
+                    del self.gt
+                del self.lq, self.output
+                sr_path = self._sr_image_path(dataset_name, img_name, current_iter) if save_img else None
+                if sr_path:
+                    fileio.save_image(sr_img, sr_path)
+                values = metrics.evaluate(sr_img, gt_img, metric_opts)
+                if values:
+                    logger.info(f'{dataset_name} {img_name}: {metrics.describe(values, better_by_name)}')
+                tested.images.append(results_page.image_result(img_name, data, sr_path, values))
+                bar.update(1)
+        if metric_opts and tested.images:
+            self.metric_results = tested.means()
             for name, value in self.metric_results.items():
                 self._update_best_metric_result(dataset_name, name, value, current_iter)
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if testing:
+            self._report_test_results(tested, save_img)
+
+    def _report_test_results(self, tested: results_page.DatasetResult, save_img: bool) -> None:
+        """After a test set: rewrite index.html with every set tested so far, and log the table of their means."""
+        self.tested_sets = [t for t in getattr(self, 'tested_sets', []) if t.name != tested.name] + [tested]
+        logger = get_root_logger()
+        if save_img and tested.images:
+            index = results_page.write(self.opt['path']['results_root'], self.tested_sets)
+            logger.info(f'Results page: {index}')
+        else:
+            logger.info('No results page: val.save_img is off, so there are no SR images to show.')
+        better_by_name = {}
+        for t in self.tested_sets:
+            better_by_name.update(t.better)
+        if better_by_name:
+            rows = [(t.name, t.means()) for t in self.tested_sets]
+            logger.info('Mean of each metric:\n' + metrics.summary_table(rows, better_by_name))
+
+    def _initialize_best_metric_results(self, dataset_name: str) -> None:
+        """basicsr's, with each metric's own direction (NIQE and LPIPS: lower) unless ``better`` overrides it."""
+        if dataset_name in getattr(self, 'best_metric_results', {}):
+            return
+        self.best_metric_results = getattr(self, 'best_metric_results', {})
+        directions = metrics.directions(self.opt['val'].get('metrics') or {})
+        self.best_metric_results[dataset_name] = {
+            name: dict(better=way, val=float('-inf') if way == 'higher' else float('inf'), iter=-1)
+            for name, way in directions.items()}
+
+    def _log_validation_metric_values(self, current_iter, dataset_name: str, tb_logger) -> None:
+        """basicsr's mean block ('# psnr: 24.1234 ... Best: ... @ iter'), with the better direction of each."""
+        lines = [f'Validation {dataset_name}']
+        for name, value in self.metric_results.items():
+            best = self.best_metric_results[dataset_name][name]
+            lines.append(f'\t # {name}: {value:.4f} ({best["better"]} is better)\tBest: {best["val"]:.4f} @ '
+                         f'{best["iter"]} iter')
+        get_root_logger().info('\n'.join(lines) + '\n')
+        if tb_logger:
+            for name, value in self.metric_results.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
 
     def _sr_image_path(self, dataset_name: str, img_name: str, current_iter) -> str:
         vis = self.opt['path']['visualization']

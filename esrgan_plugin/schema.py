@@ -416,7 +416,9 @@ def _options_model(registry_names: tuple) -> type:
     generator = typed_union('network', {**archs, 'auto': auto}, other_archs, arch_names + ['auto'])
     loss = typed_union('loss', *registered_sections('loss', LOSS_REGISTRY))
     metric = typed_union('metric', *registered_sections('metric', METRIC_REGISTRY, extra_fields={
-        'better': (Literal['higher', 'lower'], Field('higher', description='which way is better (best-metric log)'))}))
+        'better': (Optional[Literal['higher', 'lower']], Field(None, description=(
+            'which way is better (log and best-metric tracking); default: lower for calculate_niqe and '
+            'calculate_lpips, higher for the others (esrgan_plugin.metrics)')))}))
     optimizer, scheduler = optimizer_union(), scheduler_union()
 
     train = create_model(

@@ -33,6 +33,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .perceptual_loss import check_vgg19_available
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
 
+    from .metrics import check_weights_available
+    check_weights_available((opt.get('val') or {}).get('metrics'))  # LPIPS weights, before any folder
+
     sys.argv = basicsr_argv(parser.prog, args)  # basicsr parses sys.argv itself
     return train_pipeline(os.getcwd())
 
