@@ -26,6 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.test import test_pipeline
+    from .precision import check_options, planned_device_type
+    check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
     test_pipeline(os.getcwd())
