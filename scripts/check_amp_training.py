@@ -57,7 +57,7 @@ def pixel_losses(amp: str, channels_last: bool, iters: int, device: str) -> list
     return losses
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--iters', type=int, default=200)
     parser.add_argument('--last', type=int, default=50, help='iterations averaged at the end')
@@ -65,16 +65,21 @@ def main() -> int:
     parser.add_argument('--no-channels-last', action='store_true')
     parser.add_argument('--tolerance', type=float, default=0.05, help='relative difference allowed')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.last > args.iters:
         parser.error('--last must not exceed --iters')
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.utils import get_root_logger
-    get_root_logger().setLevel('ERROR')  # the models' info lines are not this script's output
+    logger = get_root_logger()
+    level = logger.level
+    logger.setLevel('ERROR')  # the models' info lines are not this script's output
     channels_last = not args.no_channels_last
-    reference = pixel_losses('fp32', False, args.iters, args.device)
-    reduced = pixel_losses(args.amp, channels_last, args.iters, args.device)
+    try:
+        reference = pixel_losses('fp32', False, args.iters, args.device)
+        reduced = pixel_losses(args.amp, channels_last, args.iters, args.device)
+    finally:
+        logger.setLevel(level)
     ref_mean = sum(reference[-args.last:]) / args.last
     red_mean = sum(reduced[-args.last:]) / args.last
     relative = abs(red_mean - ref_mean) / ref_mean

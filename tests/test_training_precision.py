@@ -241,13 +241,19 @@ def test_bf16_training_tracks_fp32_from_the_same_seed(tmp_path):
         torch.testing.assert_close(bf16_weights[k].contiguous(), fp32_weights[k], rtol=0, atol=2e-3)
 
 
-def test_gan_pixel_loss_check_script(tmp_path):
-    """scripts/check_amp_training.py (200 iterations by default, within 5 %); here a short run of it."""
-    run = subprocess.run([PYTHON, os.path.join(REPO_ROOT, 'scripts', 'check_amp_training.py'), '--iters', '16',
-                          '--last', '8', '--tolerance', '0.05'], capture_output=True, text=True,
-                         env=subprocess_env(), timeout=300, cwd=tmp_path)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert 'within 5.0 %: yes' in run.stdout
+def test_gan_pixel_loss_check_script(capsys):
+    """scripts/check_amp_training.py: 200 iterations by default (0.57 % apart on this CPU, README); here a short
+    run of it, in-process because a subprocess costs a minute of start-up on a loaded machine."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('check_amp_training',
+                                                  os.path.join(REPO_ROOT, 'scripts', 'check_amp_training.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(['--iters', '12', '--last', '6', '--tolerance', '0.05']) == 0
+    out = capsys.readouterr().out
+    assert 'within 5.0 %: yes' in out
+    fp32, bf16 = (float(line.split()[-4]) for line in out.splitlines() if line.startswith('  '))
+    assert abs(bf16 - fp32) / fp32 < 0.05  # the script's verdict, recomputed from what it printed
 
 
 def test_bf16_matches_fp32_on_trained_weights(tmp_path, shared_data):
