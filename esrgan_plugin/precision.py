@@ -134,7 +134,8 @@ def slow_bf16_warning(precision: Precision, device_type: str) -> Optional[str]:
     """A warning to log when bf16 is asked for on a CPU without native bf16, else None."""
     if precision.amp is torch.bfloat16 and device_type == 'cpu' and not cpu_has_fast_bf16():
         return ('bf16 was asked for, but this CPU has no native bf16 convolutions (no AVX512-BF16/AMX): '
-                'expect it to run several times SLOWER than fp32 here; use amp: fp32 on this machine.')
+                'expect it to run several times SLOWER than fp32 here; use amp: fp32 (with channels_last: true) '
+                'on this machine.')
     return None
 
 

@@ -25,8 +25,10 @@ there).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import glob
+import io
 import os
 import re
 import statistics
@@ -181,7 +183,9 @@ def make_lmdbs(folder: str, gt_size: int, count: int = 8) -> tuple[str, str]:
     paths = []
     for kind in ('gt', 'lq'):
         path = os.path.join(folder, f'{kind}.lmdb')
-        make_lmdb_from_imgs(os.path.join(folder, kind), path, [f'{n}.png' for n in names], names, map_size=1 << 28)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress
+            make_lmdb_from_imgs(os.path.join(folder, kind), path, [f'{n}.png' for n in names], names,
+                                map_size=1 << 28)
         paths.append(path)
     return paths[0], paths[1]
 
