@@ -17,7 +17,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from conftest import PYTHON, REPO_ROOT, SHARED_DATA, TINY_ARCH, subprocess_env
+from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env
 from test_ragan_model import batch, model_opt
 
 from esrgan_plugin import precision
