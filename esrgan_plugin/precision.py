@@ -80,8 +80,8 @@ def parse_bool(value, where: str) -> bool:
 def check_device(precision: Precision, device_type: str, where: str) -> None:
     """fp16 is refused on the CPU, with what to use instead."""
     if precision.amp is torch.float16 and device_type != 'cuda':
-        raise UserFacingError(f'{where} fp16 needs a CUDA GPU; on the CPU use bf16 (as fast, no gradient '
-                              'scaler needed) or fp32.')
+        raise UserFacingError(f'{where} fp16 needs a CUDA GPU; on the CPU use bf16 (fast where the CPU has '
+                              'native bf16) or fp32.')
 
 
 def training_precision(opt: dict) -> Precision:
@@ -93,14 +93,18 @@ def training_precision(opt: dict) -> Precision:
 
 
 def evaluation_precision(opt: dict) -> Precision:
-    """Validation/test: ``val.amp``, ``val.channels_last`` and ``val.compile`` where set, else training's."""
+    """Validation/test: ``val.amp``, ``val.channels_last`` and ``val.compile`` where set (not null), else
+    training's."""
     train = training_precision(opt)
     val_opt = opt.get('val') or {}
+    def given(key: str) -> bool:  # absent or null (~): inherit training's
+        return val_opt.get(key) is not None
+
     return Precision(
-        amp=parse_amp(val_opt['amp'], 'val.amp') if 'amp' in val_opt else train.amp,
-        channels_last=(parse_bool(val_opt['channels_last'], 'val.channels_last') if 'channels_last' in val_opt
+        amp=parse_amp(val_opt['amp'], 'val.amp') if given('amp') else train.amp,
+        channels_last=(parse_bool(val_opt['channels_last'], 'val.channels_last') if given('channels_last')
                        else train.channels_last),
-        compile_mode=parse_compile(val_opt['compile'], 'val.compile') if 'compile' in val_opt else train.compile_mode)
+        compile_mode=parse_compile(val_opt['compile'], 'val.compile') if given('compile') else train.compile_mode)
 
 
 def planned_device_type(opt: dict) -> str:

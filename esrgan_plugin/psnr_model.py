@@ -9,8 +9,10 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
 * a non-finite loss skips the update and is logged; too many in a row stop
   training with a clear error;
-* validation logs PSNR/SSIM per image and the mean, and writes SR images
-  atomically;
+* validation logs every metric per image and the mean with the direction that
+  is better (NIQE and LPIPS: lower), tracks the best value that way round, and
+  writes SR images atomically; testing adds a progress bar, results/<name>/index.html
+  and a table of the means;
 * mixed precision (bf16, or fp16 with a gradient scaler), channels_last and
   torch.compile from ``train.amp`` / ``train.channels_last`` / ``train.compile``,
   in training and (``val.*`` overriding) in validation and test; see
@@ -26,15 +28,16 @@ from typing import Optional
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
 from basicsr.models import lr_scheduler
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import checkpoint, fileio, precision
+from . import checkpoint, fileio, metrics, precision, results_page
 from .errors import UserFacingError
 from .rrdbnet_arch import ESRGANRRDBNet
 
@@ -160,8 +163,12 @@ class ESRGANPSNRModel(SRModel):
         """(network, label) pairs saved besides the generator; the GAN stage adds its discriminator."""
         return []
 
-    def save(self, epoch: int, current_iter: int) -> None:
-        """Networks first, the training state last: a state file on disk means its networks are complete."""
+    def save(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
+        """Networks first, the training state last: a state file on disk means its networks are complete.
+
+        ``loop_state`` is what the training loop adds to the state (its position in the data, the generator
+        states); see ``esrgan_plugin.train_loop``.
+        """
         self.check_replicas_in_sync(current_iter)
         if hasattr(self, 'net_g_ema'):
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
@@ -169,7 +176,7 @@ class ESRGANPSNRModel(SRModel):
             self.save_network(self.net_g, 'net_g', current_iter)
         for net, label in self.extra_networks_to_save():
             self.save_network(net, label, current_iter)
-        self.save_training_state(epoch, current_iter)
+        self.save_training_state(epoch, current_iter, loop_state)
 
     def check_replicas_in_sync(self, current_iter: int) -> None:
         """Under DDP, compare a checksum of the generator on every rank before saving.
@@ -189,14 +196,30 @@ class ESRGANPSNRModel(SRModel):
         get_root_logger().info(f'iter {current_iter}: generator weights identical on all '
                                f'{self.opt["world_size"]} ranks.')
 
+    # The model's part of a training state (the networks have their own files). Anything new that decides how
+    # training continues (e.g. a gradient scaler) gets one entry in each of these two methods.
+    def training_state(self) -> dict:
+        return {'optimizers': [o.state_dict() for o in self.optimizers],
+                'schedulers': [s.state_dict() for s in self.schedulers],
+                'nonfinite_in_a_row': self.nonfinite_in_a_row,
+                **self.grad_scaler_state()}
+
+    def resume_training(self, state: dict) -> None:
+        for kind, objects in (('optimizers', self.optimizers), ('schedulers', self.schedulers)):
+            if len(state[kind]) != len(objects):
+                raise UserFacingError(f'the training state holds {len(state[kind])} {kind} but this model has '
+                                      f'{len(objects)}; resume with the option file it was trained with')
+            for obj, obj_state in zip(objects, state[kind]):
+                obj.load_state_dict(obj_state)
+        self.nonfinite_in_a_row = int(state.get('nonfinite_in_a_row', 0))
+        for scaler, scaler_state in zip(self.grad_scalers, state.get('grad_scalers', [])):
+            scaler.load_state_dict(scaler_state)  # a disabled scaler (run no longer fp16) ignores it
+
     @master_only
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
+    def save_training_state(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
         if current_iter == -1:
             return
-        state = {'epoch': epoch, 'iter': current_iter,
-                 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
-        state.update(self.grad_scaler_state())
+        state = {'epoch': epoch, 'iter': current_iter, **(loop_state or {}), **self.training_state()}
         fileio.save_torch(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def grad_scaler_state(self) -> dict:
@@ -204,12 +227,6 @@ class ESRGANPSNRModel(SRModel):
         if not any(s.is_enabled() for s in self.grad_scalers):
             return {}
         return {'grad_scalers': [s.state_dict() for s in self.grad_scalers]}
-
-    def resume_training(self, resume_state: dict) -> None:
-        """Optimizers and schedulers (basicsr), then the fp16 gradient scalers when the state has them."""
-        super().resume_training(resume_state)
-        for scaler, state in zip(self.grad_scalers, resume_state.get('grad_scalers', [])):
-            scaler.load_state_dict(state)  # a disabled scaler (run no longer fp16) ignores it
 
     # -------------------------------------------------------------- training
     def init_training_settings(self) -> None:
@@ -326,37 +343,81 @@ class ESRGANPSNRModel(SRModel):
         net.train(was_training)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
-        """Metrics per image and their mean in the log; SR images written atomically."""
+        """Metrics per image and their mean in the log, each with its better direction; SR images written
+        atomically. When testing, a progress bar, ``index.html`` (results_page) and a table of the means."""
         dataset_name = dataloader.dataset.opt['name']
         metric_opts = self.opt['val'].get('metrics') or {}
+        better_by_name = metrics.directions(metric_opts)
         logger = get_root_logger()
         if metric_opts:
             self._initialize_best_metric_results(dataset_name)
-        totals = {name: 0.0 for name in metric_opts}
-        count = 0
-        for data in dataloader:
-            img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
-            self.feed_data(data)
-            self.test()
-            sr_img = tensor2img([self.output.detach().cpu()])
-            metric_data = {'img': sr_img}
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
-                del self.gt
-            del self.lq, self.output
-            if save_img:
-                fileio.save_image(sr_img, self._sr_image_path(dataset_name, img_name, current_iter))
-            values = {name: calculate_metric(metric_data, o) for name, o in metric_opts.items()}
-            for name, value in values.items():
-                totals[name] += float(value)
-            if values:
-                logger.info(f'{dataset_name} {img_name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in values.items()))
-            count += 1
-        if metric_opts and count:
-            self.metric_results = {name: total / count for name, total in totals.items()}
+        testing = not self.opt['is_train']
+        tested = results_page.DatasetResult(dataset_name, int(self.opt['scale']), better_by_name)
+        bar = tqdm(total=len(dataloader), unit='image', desc=dataset_name,
+                   disable=not self.opt['val'].get('pbar', testing))
+        with logging_redirect_tqdm(loggers=[logger]), bar:  # log lines print above the bar
+            for data in dataloader:
+                img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
+                self.feed_data(data)
+                self.test()
+                sr_img = tensor2img([self.output.detach().cpu()])
+                gt_img = tensor2img([self.gt.detach().cpu()]) if hasattr(self, 'gt') else None
+                if hasattr(self, 'gt'):
+                    del self.gt
+                del self.lq, self.output
+                sr_path = self._sr_image_path(dataset_name, img_name, current_iter) if save_img else None
+                if sr_path:
+                    fileio.save_image(sr_img, sr_path)
+                values = metrics.evaluate(sr_img, gt_img, metric_opts)
+                if values:
+                    logger.info(f'{dataset_name} {img_name}: {metrics.describe(values, better_by_name)}')
+                tested.images.append(results_page.image_result(img_name, data, sr_path, values))
+                bar.update(1)
+        if metric_opts and tested.images:
+            self.metric_results = tested.means()
             for name, value in self.metric_results.items():
                 self._update_best_metric_result(dataset_name, name, value, current_iter)
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if testing:
+            self._report_test_results(tested, save_img)
+
+    def _report_test_results(self, tested: results_page.DatasetResult, save_img: bool) -> None:
+        """After a test set: rewrite index.html with every set tested so far, and log the table of their means."""
+        self.tested_sets = [t for t in getattr(self, 'tested_sets', []) if t.name != tested.name] + [tested]
+        logger = get_root_logger()
+        if save_img and tested.images:
+            index = results_page.write(self.opt['path']['results_root'], self.tested_sets)
+            logger.info(f'Results page: {index}')
+        else:
+            logger.info('No results page: val.save_img is off, so there are no SR images to show.')
+        better_by_name = {}
+        for t in self.tested_sets:
+            better_by_name.update(t.better)
+        if better_by_name:
+            rows = [(t.name, t.means()) for t in self.tested_sets]
+            logger.info('Mean of each metric:\n' + metrics.summary_table(rows, better_by_name))
+
+    def _initialize_best_metric_results(self, dataset_name: str) -> None:
+        """basicsr's, with each metric's own direction (NIQE and LPIPS: lower) unless ``better`` overrides it."""
+        if dataset_name in getattr(self, 'best_metric_results', {}):
+            return
+        self.best_metric_results = getattr(self, 'best_metric_results', {})
+        directions = metrics.directions(self.opt['val'].get('metrics') or {})
+        self.best_metric_results[dataset_name] = {
+            name: dict(better=way, val=float('-inf') if way == 'higher' else float('inf'), iter=-1)
+            for name, way in directions.items()}
+
+    def _log_validation_metric_values(self, current_iter, dataset_name: str, tb_logger) -> None:
+        """basicsr's mean block ('# psnr: 24.1234 ... Best: ... @ iter'), with the better direction of each."""
+        lines = [f'Validation {dataset_name}']
+        for name, value in self.metric_results.items():
+            best = self.best_metric_results[dataset_name][name]
+            lines.append(f'\t # {name}: {value:.4f} ({best["better"]} is better)\tBest: {best["val"]:.4f} @ '
+                         f'{best["iter"]} iter')
+        get_root_logger().info('\n'.join(lines) + '\n')
+        if tb_logger:
+            for name, value in self.metric_results.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
 
     def _sr_image_path(self, dataset_name: str, img_name: str, current_iter) -> str:
         vis = self.opt['path']['visualization']
