@@ -70,6 +70,7 @@ def parse_compile(value, where: str) -> Optional[str]:
 
 
 def parse_bool(value, where: str) -> bool:
+    """``true | false`` (None means false); anything else is refused."""
     if value is None:
         return False
     if not isinstance(value, bool):
@@ -97,6 +98,7 @@ def evaluation_precision(opt: dict) -> Precision:
     training's."""
     train = training_precision(opt)
     val_opt = opt.get('val') or {}
+
     def given(key: str) -> bool:  # absent or null (~): inherit training's
         return val_opt.get(key) is not None
 
