@@ -223,7 +223,10 @@ class ValBase(Section):
     save_img: bool
     suffix: Optional[str] = None
     pbar: bool = False
-    amp: Literal[PRECISIONS] = 'fp32'
+    # Validation/test precision; unset: training's (esrgan_plugin.precision.evaluation_precision).
+    amp: Optional[Literal[PRECISIONS]] = Field(None, description="validation/test precision; unset: train.amp's")
+    channels_last: Optional[bool] = Field(None, description="unset: train.channels_last's")
+    compile: Optional[CompileOption] = Field(None, description="unset: train.compile's")
 
 
 class OptionsBase(Section):

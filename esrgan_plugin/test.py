@@ -26,6 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     from basicsr.test import test_pipeline
+    from .precision import check_options, planned_device_type
+    check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
 
     from .metrics import check_weights_available
     check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
