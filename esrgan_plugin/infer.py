@@ -29,9 +29,10 @@ from .tiling import count_tiles, iter_tiles
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
 OUTPUT_EXTENSIONS = ('auto', 'png', 'jpg', 'webp', 'tiff')
-# Chosen from measurements with trained weights (README, "Tiling"): seams below 1 level on < 0.1 % of values.
-DEFAULT_TILE = 256
-DEFAULT_TILE_PAD = 32
+# From measurements with trained weights (README, "Tiling"): 96 pixels of context keep tiled outputs within
+# 1 level of untiled ones on ~0.01 % of values; 384-pixel tiles keep the compute overhead of that context at 2.25x.
+DEFAULT_TILE = 384
+DEFAULT_TILE_PAD = 96
 _LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
                   '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
 
@@ -268,9 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
     parser.add_argument('--tile', type=int, default=DEFAULT_TILE,
-                        help='tile side in input pixels, bounds memory on large images; 0: whole image (default 256)')
+                        help=f'tile side in input pixels, bounds memory on large images; 0: whole image '
+                        f'(default {DEFAULT_TILE})')
     parser.add_argument('--tile-pad', type=int, default=DEFAULT_TILE_PAD,
-                        help='context pixels around each tile (default 32); see README for exactness')
+                        help=f'context pixels around each tile (default {DEFAULT_TILE_PAD}); see README for exactness')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
                         help='compute precision: fp32 (default, exact); bf16, the fast one on the CPU (weights in '
                         'bf16, channels_last); fp16 for CUDA (on the CPU it falls back to fp32)')
@@ -315,7 +317,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
                 raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
             h, w = picture.color.shape[:2]
-            runs = count_tiles(h, w, args.tile) * (2 if picture.alpha is not None and args.alpha == 'net' else 1)
+            runs = count_tiles(h, w, args.tile, args.tile_pad) * (2 if picture.alpha is not None and args.alpha == 'net' else 1)
             with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
                 write_upscaled(net, picture, dst, tile=args.tile, tile_pad=args.tile_pad, outscale=args.outscale,
                                alpha_mode=args.alpha, progress=tiles.update)

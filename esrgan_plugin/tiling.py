@@ -45,11 +45,11 @@ def net_device_dtype(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
     return param.device, param.dtype
 
 
-def count_tiles(height: int, width: int, tile: int) -> int:
+def count_tiles(height: int, width: int, tile: int, pad: int = 0) -> int:
     """Number of tiles ``iter_tiles`` runs for an image of this size (1 when not tiling)."""
     if tile <= 0:
         return 1
-    return math.ceil(height / tile) * math.ceil(width / tile)
+    return len(_axis_windows(height, tile, pad)) * len(_axis_windows(width, tile, pad))
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -66,11 +66,14 @@ def _axis_windows(length: int, tile: int, pad: int) -> list[tuple[int, int, int]
     """Along one axis: (core start, core end, window start) of every tile; windows are all ``tile + 2 pad`` long.
 
     A window that would cross the border slides back inside, so its core gets
-    more context on the inner side instead of less in all.
+    more context on the inner side instead of less. When one window covers
+    the whole axis there is one tile: splitting it would only repeat work.
     """
-    size = min(tile + 2 * pad, length)
+    size = tile + 2 * pad
+    if size >= length:
+        return [(0, length, 0)]
     return [(start, min(start + tile, length), min(max(start - pad, 0), length - size))
-            for start in range(0, length, tile)] if tile < length else [(0, length, 0)]
+            for start in range(0, length, tile)]
 
 
 class Tile(NamedTuple):
@@ -99,7 +102,8 @@ def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) 
     pad = math.ceil(pad / factor) * factor
     device, dtype = net_device_dtype(net)
     row_windows, col_windows = _axis_windows(full_h, tile, pad), _axis_windows(full_w, tile, pad)
-    win_h, win_w = min(tile + 2 * pad, full_h), min(tile + 2 * pad, full_w)
+    win_h = full_h if len(row_windows) == 1 else tile + 2 * pad
+    win_w = full_w if len(col_windows) == 1 else tile + 2 * pad
     for top, bottom, in_top in row_windows:
         for left, right, in_left in col_windows:
             result = net(x[..., in_top:in_top + win_h, in_left:in_left + win_w].to(device, dtype))
