@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 
 import yaml
 
-from .errors import UserFacingError
+from .errors import UserFacingError, one_line
 
 
 def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -48,7 +48,8 @@ def check_paths(parser: argparse.ArgumentParser, opt: dict, path: str, pretraine
     """Data folders and pretrained networks must exist before basicsr creates any folder.
 
     Paths are relative to the current directory, as basicsr reads them. ``pretrained=False`` skips the
-    network files (on resume basicsr replaces them with the experiment's own).
+    network files (on resume basicsr replaces them with the experiment's own). LMDBs, whichever dataset type
+    reads them, are checked for truncation and for GT and LQ from different preparation runs (a DataError).
     """
     for phase, dataset in (opt.get('datasets') or {}).items():
         for key in ('dataroot_gt', 'dataroot_lq'):
@@ -56,6 +57,11 @@ def check_paths(parser: argparse.ArgumentParser, opt: dict, path: str, pretraine
             if root and not os.path.exists(os.path.expanduser(root)):
                 parser.error(f'{path}: datasets.{phase}.{key} {root} does not exist; prepare the data (README, '
                              '"Data preparation") or fix the path')
+        if ((dataset or {}).get('io_backend') or {}).get('type') == 'lmdb':
+            from .lmdb_check import check_lmdb_pair
+            gt, lq = (os.path.expanduser(dataset[key]) if dataset.get(key) else None
+                      for key in ('dataroot_gt', 'dataroot_lq'))
+            check_lmdb_pair(gt, lq)
     for key, value in (opt.get('path') or {}).items():
         if pretrained and key.startswith('pretrain_network') and value and not os.path.isfile(os.path.expanduser(value)):
             parser.error(f'{path}: path.{key} {value} does not exist; put the checkpoint there or fix the path')
@@ -67,11 +73,12 @@ def say(message: str, error: bool = False) -> None:
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
-    """Run an entry point; a UserFacingError becomes one line on stderr and exit code 1."""
+    """Run an entry point; a UserFacingError (also one raised in a DataLoader worker) becomes one line on stderr
+    and exit code 1."""
     try:
         code = main(argv)
     except UserFacingError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {one_line(err)}', file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)

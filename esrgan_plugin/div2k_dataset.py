@@ -5,9 +5,10 @@ dict) built for ESRGAN's DIV2K training, with two differences that matter in
 practice:
 
 * Bad data fails when the dataset is built, with one message naming the
-  option, key or file: missing paths, an LMDB without ``meta_info.txt``, GT
-  and LQ key sets that differ, an LQ size that is not GT size / scale, a
-  ``gt_size`` that no image can supply. basicsr finds most of these only when
+  option, key or file: missing paths, an LMDB without ``meta_info.txt`` or
+  with a truncated ``data.mdb``, GT and LQ LMDBs from different
+  ``prepare_data`` runs, GT and LQ key sets that differ, an LQ size that is
+  not GT size / scale, a ``gt_size`` that no image can supply. basicsr finds most of these only when
   the bad sample is drawn, often hours into training.
 * Reading is cheap: crop and augmentation work on uint8 arrays and only the
   final crop becomes float; LMDBs stored ``raw`` (see ``image_store``) copy
@@ -30,6 +31,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from .image_store import DataError, Entry, decode, image_size, is_lmdb, list_images, read_image, read_meta_info
+from .lmdb_check import check_lmdb_pair
 
 
 class _Pair(NamedTuple):
@@ -128,6 +130,7 @@ class DIV2KPairedDataset(data.Dataset):
                 raise DataError(f'{name} {root} does not fit io_backend type {self.backend}: LMDB folders end in '
                                 '.lmdb and need type lmdb, image folders need type disk.')
         if self.backend == 'lmdb':
+            check_lmdb_pair(self.gt_root, self.lq_root)  # before any process maps a truncated file
             self.pairs = _pairs_from_lmdb(self.gt_root, self.lq_root, self.filename_tmpl)
         else:
             self.pairs = _pairs_from_folders(self.gt_root, self.lq_root, self.filename_tmpl)

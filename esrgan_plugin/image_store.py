@@ -10,6 +10,11 @@ one line per image, ``<key>.png (<h>,<w>,<c>) <png compression level>``.
 basicsr takes the key as the text before the first dot, so keys never
 contain dots or whitespace.
 
+``prepare_data`` appends ``build=<id>`` to the first line of both the GT and
+the LQ ``meta_info.txt``, one random identifier per run, so that a GT and an
+LQ database from different runs are never trained on as a pair. basicsr reads
+only the key of each line and ignores it; basicsr-made files have none.
+
 The plugin adds one optional storage form, ``raw``: the value is the image's
 uint8 bytes in OpenCV order (HWC, BGR) and the meta line says ``<key>.raw``.
 It decodes for free and lets a reader copy only the crop it needs; basicsr's
@@ -24,7 +29,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .errors import UserFacingError
+from .errors import DataError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 STORAGE_FORMATS = ('png', 'raw')
@@ -33,11 +38,7 @@ META_INFO = 'meta_info.txt'
 # A key basicsr can round-trip: ASCII (it encodes keys as ASCII), no dot
 # (it splits meta lines at the first '.'), no whitespace (fields are space separated).
 _KEY_PATTERN = re.compile(r'^[A-Za-z0-9_\-+@#%=,~]+$')
-_META_LINE = re.compile(r'^(\S+)\.(\w+) \((\d+),(\d+),(\d+)\) (\d+)$')
-
-
-class DataError(UserFacingError, ValueError):
-    """Training data that cannot be used as it is; the message names the file or key and what to do."""
+_META_LINE = re.compile(r'^(\S+)\.(\w+) \((\d+),(\d+),(\d+)\) (\d+)(?: build=([0-9a-f]+))?$')
 
 
 class Entry(NamedTuple):
@@ -112,10 +113,27 @@ def decode(buf: bytes | None, entry: Entry, source: str) -> np.ndarray:
     return img
 
 
-def meta_line(entry: Entry) -> str:
+def meta_line(entry: Entry, build_id: str | None = None) -> str:
     h, w, c = entry.shape
     ext = 'raw' if entry.storage == 'raw' else 'png'
-    return f'{entry.key}.{ext} ({h},{w},{c}) {entry.level}\n'
+    build = f' build={build_id}' if build_id else ''
+    return f'{entry.key}.{ext} ({h},{w},{c}) {entry.level}{build}\n'
+
+
+def meta_info_text(entries: list[Entry], build_id: str) -> str:
+    """The whole ``meta_info.txt``; the build identifier goes on the first line."""
+    return ''.join(meta_line(e, build_id if i == 0 else None) for i, e in enumerate(entries))
+
+
+def read_build_id(lmdb_path: str) -> str | None:
+    """The ``prepare_data`` run identifier in an LMDB's ``meta_info.txt``; None for basicsr-made files."""
+    try:
+        with open(os.path.join(lmdb_path, META_INFO), encoding='utf-8') as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return None  # a missing or unreadable file is reported by read_meta_info, which names it
+    match = _META_LINE.match(first)
+    return match.group(7) if match else None
 
 
 def read_meta_info(lmdb_path: str) -> list[Entry]:
@@ -140,7 +158,7 @@ def read_meta_info(lmdb_path: str) -> list[Entry]:
             if not match:
                 raise DataError(f'{meta} line {number} is {line!r}, not "<key>.png (<h>,<w>,<c>) <level>"; '
                                 'rebuild the database.')
-            key, ext, h, w, c, level = match.groups()
+            key, ext, h, w, c, level, _ = match.groups()
             if ext not in ('png', 'raw'):  # basicsr always writes .png; other encodings decode like it
                 ext = 'png'
             entries.append(Entry(key, (int(h), int(w), int(c)), ext, int(level)))

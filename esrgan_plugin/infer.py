@@ -233,8 +233,17 @@ def list_inputs(path: str) -> list[str]:
     return files
 
 
-def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str) -> list[str]:
-    """Output paths, refusing any that would overwrite an input or collide with another output."""
+def drop_earlier_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str) -> list[str]:
+    """The inputs without files that are outputs of other inputs (an earlier run into the input folder)."""
+    own_output = {os.path.realpath(p): os.path.realpath(output_path(p, out_dir, suffix, ext, has_alpha=False))
+                  for p in inputs}
+    others = {out for src, out in own_output.items() if out != src}
+    return [p for p in inputs if os.path.realpath(p) not in others]
+
+
+def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwrite: bool = False) -> list[str]:
+    """Output paths, refusing any that would overwrite an input, collide with another output, or (without
+    ``overwrite``) replace an existing file."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserFacingError(f'output {out_dir} is a file; pass a folder (it is created if missing).')
     # Whether an image has alpha is only known once read; a PNG-or-same-extension guess is enough here.
@@ -249,6 +258,11 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str) -> list
             raise UserFacingError(f'{seen[dst]} and {src} would both be written to {dst}; use --ext auto or separate '
                                   'folders.')
         seen[dst] = src
+    existing = [dst for dst in outputs if os.path.exists(dst)]
+    if existing and not overwrite:
+        raise UserFacingError(f'{len(existing)} of the {len(outputs)} output(s) already exist in {out_dir} (e.g. '
+                              f'{os.path.basename(existing[0])}); pass --overwrite to replace them, or choose another '
+                              'output folder or --suffix.')
     return outputs
 
 
@@ -288,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output format; auto keeps the input\'s (PNG when it has alpha and was JPEG)')
     parser.add_argument('--alpha', choices=['net', 'bicubic'], default='net',
                         help='how an alpha channel is upscaled (default: by the net, as a gray image)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace outputs that already exist (by default the command refuses to start)')
     return parser
 
 
@@ -298,8 +314,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--tile and --tile-pad must be 0 or more')
     if args.outscale is not None and args.outscale <= 0:
         parser.error('--outscale must be positive, e.g. 2 or 3.5')
-    inputs = list_inputs(args.input)
-    outputs = plan_outputs(inputs, args.output, args.suffix, args.ext)
+    inputs = drop_earlier_outputs(list_inputs(args.input), args.output, args.suffix, args.ext)
+    outputs = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
     device = choose_device(args.device)
     dtype, note = choose_dtype(args.precision, device)
     if note:
@@ -317,7 +333,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
                 raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
             h, w = picture.color.shape[:2]
-            runs = count_tiles(h, w, args.tile, args.tile_pad) * (2 if picture.alpha is not None and args.alpha == 'net' else 1)
+            passes = 2 if picture.alpha is not None and args.alpha == 'net' else 1
+            runs = count_tiles(h, w, args.tile, args.tile_pad) * passes
             with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
                 write_upscaled(net, picture, dst, tile=args.tile, tile_pad=args.tile_pad, outscale=args.outscale,
                                alpha_mode=args.alpha, progress=tiles.update)

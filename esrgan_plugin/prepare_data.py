@@ -16,8 +16,12 @@ Test sets use ``whole_image``: one pair per image, no cutting.
 
 Output (under OUT_DIR): ``gt.lmdb`` and ``lq_x<scale>.lmdb`` in basicsr's LMDB
 format, and/or the folders ``gt/`` and ``lq_x<scale>/`` of PNGs. Each output
-is built under ``<name>.partial`` with ``meta_info.txt`` written last and
-renamed when complete, so an interrupted run never leaves one that looks done.
+is built under ``<name>.partial`` with ``meta_info.txt`` written last, and
+the finished outputs replace the old ones together (``fileio.atomic_dirs``),
+so an interrupted run never leaves one that looks done, nor a new LQ beside
+an old GT. Both ``meta_info.txt`` files carry the run's build identifier,
+which the dataset compares. A full disk stops the run with one line and
+leaves the previous outputs as they were.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import functools
 import itertools
 import multiprocessing
 import os
+import secrets
 import sys
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional, Sequence
@@ -36,7 +41,7 @@ import numpy as np
 from . import fileio
 from .cli import run_main, say
 from .image_store import (IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode,
-                          image_size, list_images, meta_line, read_image)
+                          image_size, list_images, meta_info_text, read_image)
 
 # Commit the LMDB write transaction after this many values: large enough to be
 # fast, small enough that one transaction never holds gigabytes of dirty pages.
@@ -230,37 +235,46 @@ def _results(jobs: list[_Job], s: _Settings, workers: int, stack: contextlib.Exi
 
 
 class _LmdbOut:
-    """One LMDB being built inside its ``.partial`` folder."""
+    """One LMDB being built inside its ``.partial`` folder, to become ``target``."""
 
-    def __init__(self, folder: str, map_size: int) -> None:
+    def __init__(self, folder: str, target: str, map_size: int, build_id: str) -> None:
         import lmdb
 
         self.folder = folder
-        self.env = lmdb.open(folder, map_size=map_size, meminit=False)
-        self.txn = self.env.begin(write=True)
+        self.build_id = build_id
+        # LMDB reports a full disk as "Input/output error" (a short write); name the output and the cause.
+        self.full_disk = functools.partial(fileio.reporting_full_disk, target, previous_kept=os.path.exists(target))
+        with self.full_disk():
+            self.env = lmdb.open(folder, map_size=map_size, meminit=False)
+            self.txn = self.env.begin(write=True)
         self.pending = 0
         self.entries: list[Entry] = []
 
     def put(self, key: str, value: bytes, entry: Entry) -> None:
-        self.txn.put(key.encode('ascii'), value)
-        self.entries.append(entry)
-        self.pending += 1
-        if self.pending >= _COMMIT_EVERY:
-            self.txn.commit()
-            self.txn = self.env.begin(write=True)
-            self.pending = 0
+        with self.full_disk():
+            self.txn.put(key.encode('ascii'), value)
+            self.entries.append(entry)
+            self.pending += 1
+            if self.pending >= _COMMIT_EVERY:
+                self.txn.commit()
+                self.txn = self.env.begin(write=True)
+                self.pending = 0
 
     def finish(self) -> None:
-        self.txn.commit()
-        self.env.sync()
-        self.env.close()
-        self.env = None
-        # meta_info.txt last: readers (ours and basicsr's) need it, so a database without it is never used.
-        fileio.save_text(''.join(meta_line(e) for e in self.entries), os.path.join(self.folder, META_INFO))
+        with self.full_disk():
+            self.txn.commit()
+            self.env.sync()
+            self.env.close()
+            self.env = None
+            # meta_info.txt last: readers (ours and basicsr's) need it, so a database without it is never used.
+            fileio.save_text(meta_info_text(self.entries, self.build_id), os.path.join(self.folder, META_INFO))
 
     def abort(self) -> None:
+        import lmdb
+
         if self.env is not None:
-            self.txn.abort()
+            with contextlib.suppress(lmdb.Error):  # a transaction whose commit failed is already gone
+                self.txn.abort()
             self.env.close()
             self.env = None
 
@@ -325,6 +339,10 @@ def prepare(hr_dir: str,
     settings = _Settings(scale, crop, step, thresh, whole_image, storage, int(png_level))
 
     out_dir = os.path.abspath(out_dir)
+    if os.path.isdir(out_dir) and fileio.finish_replacing(out_dir):
+        from basicsr.utils import get_root_logger
+        get_root_logger().warning(f'completed the replacement of the outputs in {out_dir} that an interrupted '
+                                  'prepare_data --overwrite had started.')
     names = {'gt': 'gt', 'lq': f'lq_x{scale}'}
     targets = {}
     if lmdb:
@@ -342,7 +360,10 @@ def prepare(hr_dir: str,
     with contextlib.ExitStack() as stack:
         # Workers first: forked before any LMDB is open, so no child inherits a live environment.
         results = _results(jobs, settings, workers, stack)
-        partial = {k: stack.enter_context(fileio.atomic_dir(p, overwrite=overwrite)) for k, p in targets.items()}
+        # All outputs replace the old ones together: a GT from this run never sits beside an LQ from another.
+        partials = stack.enter_context(fileio.atomic_dirs(list(targets.values()), overwrite=overwrite))
+        partial = {k: partials[os.path.abspath(p)] for k, p in targets.items()}
+        build_id = secrets.token_hex(8)  # written into both meta_info.txt files; the dataset compares them
         dbs = {}
         if lmdb:
             # Raw bytes bound the data (PNG never grows much past them), plus LMDB's per-value page
@@ -350,7 +371,7 @@ def prepare(hr_dir: str,
             gt_bytes = (sum(j.height * j.width * 3 for j in jobs) if whole_image else num_pairs * crop * crop * 3)
             map_size = 2 * gt_bytes + 2 * num_pairs * 8192 + (64 << 20)
             for kind in ('gt', 'lq'):
-                db = _LmdbOut(partial[f'{kind}_lmdb'], map_size)
+                db = _LmdbOut(partial[f'{kind}_lmdb'], targets[f'{kind}_lmdb'], map_size, build_id)
                 dbs[kind] = db
                 stack.callback(db.abort)
         bar = stack.enter_context(tqdm(total=len(jobs), unit='image', desc='prepare', disable=not progress))
@@ -364,7 +385,7 @@ def prepare(hr_dir: str,
             bar.update(1)
         for db in dbs.values():
             db.finish()
-    # leaving the ExitStack renamed every .partial folder to its final name
+    # leaving the ExitStack renamed every .partial folder to its final name, all together
     return Prepared(targets.get('gt_lmdb'), targets.get('lq_lmdb'), targets.get('gt_folder'),
                     targets.get('lq_folder'), num_pairs)
 

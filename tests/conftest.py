@@ -41,3 +41,23 @@ def shared_data():
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs mounted for the test, to fill for real; skipped where mounting is not allowed."""
+    import shutil
+    import subprocess
+
+    mount_point = tmp_path / 'small_disk'
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which('mount') is None:
+        pytest.skip('mounting a small tmpfs needs root and mount(8)')
+    made = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', str(mount_point)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f'cannot mount a tmpfs here: {made.stderr.strip()}')
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(['umount', '-l', str(mount_point)], check=False)

@@ -227,3 +227,48 @@ def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
         (12000, 8000, 8, 2)
     print(f'peak resident memory {peak_kib / 2**20:.2f} GiB')
     assert peak_kib < 1.5 * 2**20
+
+
+# ------------------------------------------------------------------ existing outputs and full disks
+def run_in_process(capsys, *argv):
+    from esrgan_plugin.cli import run_main
+    with pytest.raises(SystemExit) as stop:
+        run_main(infer.main, list(argv))
+    return stop.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize('same_folder', [False, True])
+def test_a_second_run_says_outputs_exist_and_overwrite_replaces_them(tmp_path, net, rng, capsys, same_folder):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    write(folder / 'a.png', rng.integers(0, 256, (5, 6, 3), dtype=np.uint8))
+    write(folder / 'b.png', rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
+    out = folder if same_folder else tmp_path / 'out'
+    args = ['-i', str(folder), '-o', str(out), '-m', str(tmp_path / 'model.pth'), '--device', 'cpu']
+    assert run_in_process(capsys, *args)[0] == 0
+    (out / 'a_out.png').write_bytes(b'stale')
+    code, err = run_in_process(capsys, *args)
+    assert code == 1 and err.count('\n') == 1 and '--suffix' in err.split(';')[-1]
+    assert err.startswith(f'error: 2 of the 2 output(s) already exist in {out} (e.g. a_out.png); pass --overwrite')
+    assert (out / 'a_out.png').read_bytes() == b'stale'
+    code, err = run_in_process(capsys, *args, '--overwrite')
+    assert code == 0 and '2 of 2 image(s) written' in err  # earlier outputs in the input folder are not inputs
+    assert cv2.imread(str(out / 'a_out.png')).shape == (20, 24, 3)
+    expected = {'a_out.png', 'b_out.png'} | ({'a.png', 'b.png'} if same_folder else set())
+    assert set(os.listdir(out)) == expected
+
+
+def test_full_disk_stops_with_one_line_and_leaves_no_temp_file(tmp_path, net, rng, capsys, monkeypatch):
+    write(tmp_path / 'a.png', rng.integers(0, 256, (5, 6, 3), dtype=np.uint8))
+    torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
+
+    def enospc(fd):
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(os, 'fsync', enospc)
+    code, err = run_in_process(capsys, '-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m',
+                               str(tmp_path / 'model.pth'), '--device', 'cpu')
+    assert code == 1 and err.count('\n') == 1
+    assert err.startswith(f'error: cannot write {tmp_path / "out" / "a_out.png"}: no space left on device')
+    assert os.listdir(tmp_path / 'out') == []

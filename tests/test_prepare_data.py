@@ -59,8 +59,10 @@ def test_subimage_count_and_lr_alignment_for_odd_sizes(tmp_path, workers):
         np.testing.assert_array_equal(lq[key], lr[y // 4:y // 4 + 12, x // 4:x // 4 + 12])
         np.testing.assert_array_equal(cv2.imread(os.path.join(out.lq_folder, key + '.png')), lq[key])
     meta = open(os.path.join(out.gt_lmdb, 'meta_info.txt')).read().splitlines()
-    assert meta[0] == 'pic_s001.png (48,48,3) 1' and len(meta) == 48
-    assert open(os.path.join(out.lq_lmdb, 'meta_info.txt')).readline() == 'pic_s001.png (12,12,3) 1\n'
+    # the first line also carries the run's build identifier, the same in GT and LQ
+    first_gt, build = meta[0].split(' build=')
+    assert first_gt == 'pic_s001.png (48,48,3) 1' and len(meta) == 48 and meta[1] == 'pic_s002.png (48,48,3) 1'
+    assert open(os.path.join(out.lq_lmdb, 'meta_info.txt')).readline() == f'pic_s001.png (12,12,3) 1 build={build}\n'
 
 
 def test_thresh_drops_thin_edge_strips(tmp_path):
@@ -295,3 +297,92 @@ def test_parallel_prepare_after_the_caller_used_threads(tmp_path):
     run = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=90)
     assert run.returncode == 0, run.stderr[-2000:]
     assert 'pairs 16' in run.stdout
+
+
+# ------------------------------------------------------------------ --overwrite and full disks
+class _Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so no handler that tidies up on errors runs."""
+
+
+def _hr_folder(folder, seed, count=2, size=32):
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        cv2.imwrite(str(folder / f'img{i}.png'), _random_image(size, size, seed=seed * 10 + i))
+    return str(folder)
+
+
+def _which_run(out_dir, seeds):
+    """The seed both databases were made from, or 'refused' when the pair is not accepted as data."""
+    from esrgan_plugin.div2k_dataset import DIV2KPairedDataset
+    gt, lq = os.path.join(out_dir, 'gt.lmdb'), os.path.join(out_dir, 'lq_x4.lmdb')
+    try:
+        DIV2KPairedDataset({'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}, 'scale': 4,
+                            'phase': 'val'})
+    except DataError:
+        return 'refused'
+    gt_items, lq_items = _lmdb_items(gt), _lmdb_items(lq)
+    for seed in seeds:
+        hr = _random_image(32, 32, seed=seed * 10)
+        if np.array_equal(gt_items['img0'], hr):
+            assert np.array_equal(lq_items['img0'], _matlab_lr(hr, 4)), 'GT and LQ from different runs accepted'
+            return seed
+    raise AssertionError('GT is from neither run')
+
+
+@pytest.mark.parametrize('kill_at', [1, 2, 3, 4, 5])
+def test_overwrite_killed_while_swapping_never_pairs_new_with_old(tmp_path, monkeypatch, kill_at):
+    """The swap is 5 renames in OUT_DIR (journal, 2 old folders aside, 2 new ones in); a kill after any of them
+    leaves the old pair, or data the dataset refuses until the next run completes the swap: never a mixed pair."""
+    out = str(tmp_path / 'out')
+    prepare(_hr_folder(tmp_path / 'old', seed=1), out, whole_image=True, workers=1, progress=False)
+    real_replace, renames = os.replace, []
+
+    def killed_at_the_nth_rename_in_out(src, dst):
+        if os.path.dirname(os.path.abspath(dst)) == out:
+            renames.append(os.path.basename(dst))
+            if len(renames) == kill_at:
+                raise _Killed
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'replace', killed_at_the_nth_rename_in_out)
+    with pytest.raises(_Killed):
+        prepare(_hr_folder(tmp_path / 'new', seed=2), out, whole_image=True, workers=1, overwrite=True,
+                progress=False)
+    monkeypatch.undo()
+    assert renames[-1] == ['.replacing.json', 'gt.lmdb.old', 'lq_x4.lmdb.old', 'gt.lmdb', 'lq_x4.lmdb'][kill_at - 1]
+    assert _which_run(out, (1, 2)) == (1 if kill_at == 1 else 'refused')
+    # the next run into OUT_DIR completes the swap first (here it then stops: no --overwrite)
+    with pytest.raises(DataError, match='already exists'):
+        prepare(str(tmp_path / 'new'), out, whole_image=True, workers=1, progress=False)
+    assert _which_run(out, (1, 2)) == (1 if kill_at == 1 else 2)
+    assert sorted(os.listdir(out)) == ['gt.lmdb', 'lq_x4.lmdb']
+
+
+def test_full_disk_during_an_lmdb_build_is_one_line_and_keeps_the_previous_pair(small_disk):
+    """LMDB says "mdb_txn_commit: Input/output error" when its write comes up short on a full disk."""
+    from esrgan_plugin.errors import DiskFullError
+    out = str(small_disk / 'out')
+    prepare(_hr_folder(small_disk.parent / 'small', seed=1), out, whole_image=True, workers=1, progress=False)
+    big = _hr_folder(small_disk.parent / 'big', seed=2, count=3, size=160)  # 3 x 77 KB of PNG: more than is left
+    with pytest.raises(DiskFullError) as caught:
+        prepare(big, out, whole_image=True, workers=1, overwrite=True, progress=False)
+    message = str(caught.value)
+    assert '\n' not in message and 'no space left on device' in message
+    assert message.startswith(f'cannot write {os.path.join(out, "gt.lmdb")}')
+    assert _which_run(out, (1, 2)) == 1 and sorted(os.listdir(out)) == ['gt.lmdb', 'lq_x4.lmdb']
+
+
+def test_enospc_while_finishing_an_lmdb_is_one_line(tmp_path, monkeypatch):
+    from esrgan_plugin.errors import DiskFullError
+    out = str(tmp_path / 'out')
+    prepare(_hr_folder(tmp_path / 'old', seed=1), out, whole_image=True, workers=1, progress=False)
+
+    def enospc(fd):
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(os, 'fsync', enospc)  # meta_info.txt, the last file of a database, cannot be flushed
+    with pytest.raises(DiskFullError, match=r'cannot write .*gt\.lmdb\.partial/meta_info\.txt: no space left'):
+        prepare(_hr_folder(tmp_path / 'new', seed=2), out, whole_image=True, workers=1, overwrite=True,
+                progress=False)
+    monkeypatch.undo()
+    assert _which_run(out, (1, 2)) == 1 and sorted(os.listdir(out)) == ['gt.lmdb', 'lq_x4.lmdb']
