@@ -2,11 +2,16 @@
 
 fp32 (the default) leaves the network as it is, so outputs are exact. The
 reduced precisions convert the weights themselves (bf16, or fp16 on CUDA)
-and put them in channels_last, the NHWC layout oneDNN and cuDNN run fastest:
-on the 2-core test CPU this measured faster than autocast over fp32 weights,
-at the same accuracy on trained weights (README, "Inference speed"). Inputs
-need no conversion: a convolution with channels_last weights returns
-channels_last outputs, so the whole network stays in that layout.
+and put them in channels_last, the NHWC layout oneDNN and cuDNN run fastest.
+Of the bf16 variants this measured fastest (README, "Inference speed"):
+without channels_last, oneDNN has no fast bf16 convolution for NCHW and
+autocast falls to a reference path 20x slower still. Inputs need no
+conversion: a convolution with channels_last weights returns channels_last
+outputs, so the whole network stays in that layout.
+
+bf16 only pays on CPUs that compute in it (AVX512-BF16 or AMX, e.g. Intel
+Xeon since Cooper Lake, AMD Zen 4); elsewhere oneDNN emulates it and fp32 is
+faster, which ``choose_dtype`` says.
 """
 from __future__ import annotations
 
@@ -17,12 +22,23 @@ import torch
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX) rather than an emulation."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Optional[str]]:
-    """The compute dtype and, when the request cannot be honoured, a note saying what is used instead."""
+    """The compute dtype and, when the request cannot be honoured or will not pay, a note saying so."""
     if precision == 'fp16' and device.type == 'cpu':
         # Half-precision convolutions on the CPU are slow or missing depending on the build; bf16 is the CPU's.
         return torch.float32, 'fp16 is not used on the CPU (slow or unsupported there); running in fp32. ' \
                               'Use --precision bf16 for reduced precision on the CPU.'
+    if precision == 'bf16' and device.type == 'cpu' and not cpu_computes_bf16():
+        return torch.bfloat16, 'this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 is emulated and ' \
+                               'slower than fp32 here; --precision fp32 is the faster choice on it.'
     return PRECISIONS[precision], None
 
 

@@ -110,11 +110,13 @@ def build_modes(args: argparse.Namespace, device: torch.device) -> dict[str, Cal
     modes = {
         'basicsr RRDBNet fp32 eager': plain(theirs),
         'ours fp32': plain(fp32),
-        f'ours {low_name} autocast': autocast(fp32),
+        'ours fp32 + channels_last': plain(fp32_cl),
+        f'ours {low_name} autocast, NCHW': autocast(fp32),
         f'ours {low_name} autocast + channels_last': autocast(fp32_cl),
-        f'ours {low_name} weights': cast_input(low_weights, low),
+        f'ours {low_name} weights, NCHW': cast_input(low_weights, low),
         f'ours {low_name} weights + channels_last (infer)': cast_input(fast, low),
     }
+    modes = {name: run for name, run in modes.items() if not any(word in name for word in args.skip)}
     if args.compile:
         compiled = prepare_generator(copy.deepcopy(ours), device, low, compile_mode=True)
         modes[f'ours {low_name} weights + channels_last + compile'] = cast_input(compiled, low)
@@ -152,6 +154,9 @@ def bench_in_process(args: argparse.Namespace) -> None:
     for _ in range(args.repeats):
         for name, run in modes.items():
             times[name].append(timed(run)[0])
+    from esrgan_plugin.fast_inference import cpu_computes_bf16
+    if device.type == 'cpu':
+        print(f'CPU with native bf16 (AVX512-BF16/AMX): {cpu_computes_bf16()}')
     weights = 'trained RealESRGAN_x4plus' if os.path.isfile(TRAINED) else 'paper-initialised (no trained weights)'
     print(f'device {args.device}, {args.threads} threads, {args.size}x{args.size} input, {weights} weights, '
           f'{flops / 1e9:.1f} GFLOP per forward, median of {args.repeats}')
@@ -197,7 +202,8 @@ def bench_commands(args: argparse.Namespace) -> None:
     for name in commands:
         startup, total = statistics.median(times[name, 8]), statistics.median(times[name, args.size])
         net_seconds[name] = total - startup
-        print(f'{name:<36} total {total:7.2f} s, start-up (8x8) {startup:5.2f} s, less start-up {total - startup:7.2f} s')
+        print(f'{name:<36} total {total:7.2f} s, start-up (8x8) {startup:5.2f} s, '
+              f'less start-up {total - startup:7.2f} s')
     ratio = net_seconds['basicsr RRDBNet fp32 eager script'] / net_seconds['infer --precision bf16 --tile 0']
     psnr, diff = y_psnr_and_max_diff(fast, reference)
     print(f'speed-up {ratio:.2f}x; bf16 output against fp32: Y-PSNR {psnr:.1f} dB, max diff {diff} levels')
@@ -211,6 +217,9 @@ def main() -> None:
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--compile', action='store_true', help='add a torch.compile row (compiles first, slow)')
     parser.add_argument('--num-block', type=int, default=23, help='RRDBs when the trained weights are absent')
+    parser.add_argument('--skip', nargs='+', default=[], metavar='WORD',
+                        help='leave out the rows whose name contains WORD, e.g. --skip NCHW (emulated bf16 in NCHW '
+                        'takes minutes per forward on CPUs without native bf16)')
     parser.add_argument('--command', action='store_true', help='time whole commands (the issue target) instead')
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import PYTHON, subprocess_env, tiny_generator
-from esrgan_plugin import infer
+from esrgan_plugin import fast_inference, infer
 from esrgan_plugin.checkpoint import from_basicsr_layout
 from esrgan_plugin.errors import UserFacingError
 
@@ -131,10 +131,14 @@ def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
     assert np.abs(fp32 - bf16).max() < 0.05
 
 
-def test_fp16_on_cpu_falls_back_with_a_note():
+def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
     dtype, note = infer.choose_dtype('fp16', torch.device('cpu'))
     assert dtype == torch.float32 and 'bf16' in note
+    monkeypatch.setattr(fast_inference, 'cpu_computes_bf16', lambda: True)
     assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
+    monkeypatch.setattr(fast_inference, 'cpu_computes_bf16', lambda: False)
+    dtype, note = infer.choose_dtype('bf16', torch.device('cpu'))
+    assert dtype == torch.bfloat16 and 'slower than fp32' in note
 
 
 def test_corrupt_and_missing_images_are_reported(tmp_path):
