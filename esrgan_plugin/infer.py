@@ -131,7 +131,7 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
     height, width = picture.color.shape[:2]
     gray = picture.color.ndim == 2
     depth = 4 if picture.alpha is not None else (1 if gray else 3)
-    canvas = np.empty((height * scale, width * scale, depth)[:2 if depth == 1 else 3], dtype)
+    canvas = np.empty((height * scale, width * scale) + ((depth,) if depth > 1 else ()), dtype)
     if depth == 1:
         color_view = canvas
     else:
@@ -288,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--tile-pad', type=int, default=DEFAULT_TILE_PAD,
                         help=f'context pixels around each tile (default {DEFAULT_TILE_PAD}); see README for exactness')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
-                        help='compute precision: fp32 (default, exact); bf16, the fast one on the CPU (weights in '
-                        'bf16, channels_last); fp16 for CUDA (on the CPU it falls back to fp32)')
+                        help='compute precision: fp32 (default, exact); bf16 (weights in bf16, channels_last), fast on '
+                        'CPUs with native bf16 (AVX512-BF16/AMX), slower than fp32 on others; fp16 for CUDA (on the '
+                        'CPU it falls back to fp32)')
     parser.add_argument('--compile', nargs='?', const=True, default=None, metavar='MODE',
                         choices=[True, 'default', 'reduce-overhead', 'max-autotune'],
                         help='torch.compile the generator (optionally with a mode): faster per tile, but the first '
