@@ -83,12 +83,16 @@ def read_image(path: str) -> Picture:
 
 # ------------------------------------------------------------------ upscaling
 def _to_tensor(img: np.ndarray, channels: int) -> torch.Tensor:
-    """H x W or H x W x 3 floats to a 1 x channels x H x W tensor; gray is replicated, color turned gray."""
+    """H x W or H x W x 3 floats as 1 x channels x H x W; gray is replicated, color turned gray.
+
+    The tensor is a view of the (H x W x channels) array, not a copy: tiles are
+    copied into the network's layout one window at a time (``iter_tiles``).
+    """
     if img.ndim == 2:
         img = np.repeat(img[..., None], channels, axis=2)
     elif channels == 1:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).unsqueeze(0)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
 
 
 def _samples(out: torch.Tensor, gray: bool, dtype: np.dtype) -> np.ndarray:

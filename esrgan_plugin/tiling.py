@@ -45,6 +45,18 @@ def net_device_dtype(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
     return param.device, param.dtype
 
 
+def net_memory_format(net: torch.nn.Module) -> torch.memory_format:
+    """channels_last when the net's first conv weight is laid out so (``fast_inference``), else contiguous NCHW.
+
+    Windows are handed over in the net's own layout: a fp32 net then sees exactly
+    the NCHW input it would get from the user, and its output stays bit-exact.
+    """
+    param = next(net.parameters())
+    if param.dim() == 4 and not param.is_contiguous() and param.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def count_tiles(height: int, width: int, tile: int, pad: int = 0) -> int:
     """Number of tiles ``iter_tiles`` runs for an image of this size (1 when not tiling)."""
     if tile <= 0:
@@ -101,12 +113,14 @@ def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) 
     tile = math.ceil(tile / factor) * factor if tile > 0 else max(full_h, full_w)
     pad = math.ceil(pad / factor) * factor
     device, dtype = net_device_dtype(net)
+    layout = net_memory_format(net)
     row_windows, col_windows = _axis_windows(full_h, tile, pad), _axis_windows(full_w, tile, pad)
     win_h = full_h if len(row_windows) == 1 else tile + 2 * pad
     win_w = full_w if len(col_windows) == 1 else tile + 2 * pad
     for top, bottom, in_top in row_windows:
         for left, right, in_left in col_windows:
-            result = net(x[..., in_top:in_top + win_h, in_left:in_left + win_w].to(device, dtype))
+            window = x[..., in_top:in_top + win_h, in_left:in_left + win_w]
+            result = net(window.to(device, dtype).contiguous(memory_format=layout))
             # Cropping to the unpadded size: the pixels that came from the multiple-of-factor padding go.
             out_bottom, out_right = min(bottom, height) * scale, min(right, width) * scale
             core = result[..., (top - in_top) * scale:out_bottom - in_top * scale,
