@@ -20,9 +20,10 @@ setup(
         'tqdm',
         'scikit-image',
         'safetensors',  # reading/writing .safetensors checkpoints without pickle
+        'pydantic>=2',  # the option-file schema (esrgan_plugin/schema.py) and its JSON schema
     ],
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'jsonschema'],  # jsonschema: an independent check of the published JSON schema
         'onnx': ['onnx', 'onnxruntime'],
     },
 )

@@ -6,8 +6,6 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-import yaml
-
 from .errors import UserFacingError, one_line
 
 
@@ -23,48 +21,46 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help='distributed launcher: "pytorch" under torchrun (NCCL on CUDA, gloo on CPU)')
     if is_train:
         parser.add_argument('--auto_resume', action='store_true',
-                            help='continue from the newest experiments/<name>/training_states/*.state')
+                            help='continue from the newest intact experiments/<name>/training_states/*.state')
     parser.add_argument('--debug', action='store_true', help="basicsr's debug mode (prefixes the name with debug_)")
     parser.add_argument('--local_rank', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE',
                         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
 
 
-def check_option_file(parser: argparse.ArgumentParser, path: str) -> dict:
-    """Read the option file, or exit with one line saying what is wrong with it."""
-    if not os.path.isfile(path):
-        parser.error(f'option file {path} does not exist; pass the path of a YAML file such as options/...yml')
-    try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.safe_load(f)
-    except yaml.YAMLError as err:
-        parser.error(f'option file {path} is not valid YAML ({str(err).splitlines()[0]}); fix the syntax')
-    if not isinstance(opt, dict):
-        parser.error(f'option file {path} does not hold a mapping of options; see the files in options/')
+def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace, is_train: bool) -> dict:
+    """The option dict the run will use (file plus ``--force_yml``), checked before anything is created.
+
+    Every problem is printed, one line each, and the command exits with code 2;
+    warnings (options passed unchecked to classes registered elsewhere) are printed
+    and the run goes on. On resume, pretrained files are not required (basicsr loads
+    the experiment's own).
+    """
+    from .option_check import read_options  # imports the registries (torch, basicsr)
+
+    opt, report = read_options(args.opt, args.force_yml or (), is_train,
+                               pretrained=not getattr(args, 'auto_resume', False))
+    for warning in report.warnings:
+        say(f'warning: {warning}', error=True)
+    if report.errors:
+        count = len(report.errors)
+        parser.exit(2, ''.join(f'error: {line}\n' for line in report.errors)
+                    + f'{count} problem{"s" if count > 1 else ""} in the options; nothing was run or written\n')
+    check_lmdb_data(opt)
     return opt
 
 
-def check_paths(parser: argparse.ArgumentParser, opt: dict, path: str, pretrained: bool = True) -> None:
-    """Data folders and pretrained networks must exist before basicsr creates any folder.
+def check_lmdb_data(opt: dict) -> None:
+    """LMDBs, whichever dataset type reads them, are checked for truncation and for GT and LQ from different
+    preparation runs (a DataError: one line, exit code 1) before any process maps them."""
+    from .lmdb_check import check_lmdb_pair
 
-    Paths are relative to the current directory, as basicsr reads them. ``pretrained=False`` skips the
-    network files (on resume basicsr replaces them with the experiment's own). LMDBs, whichever dataset type
-    reads them, are checked for truncation and for GT and LQ from different preparation runs (a DataError).
-    """
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        for key in ('dataroot_gt', 'dataroot_lq'):
-            root = (dataset or {}).get(key)
-            if root and not os.path.exists(os.path.expanduser(root)):
-                parser.error(f'{path}: datasets.{phase}.{key} {root} does not exist; prepare the data (README, '
-                             '"Data preparation") or fix the path')
-        if ((dataset or {}).get('io_backend') or {}).get('type') == 'lmdb':
-            from .lmdb_check import check_lmdb_pair
+    for dataset in opt['datasets'].values():
+        backend = dataset.get('io_backend')
+        if isinstance(backend, dict) and backend.get('type') == 'lmdb':
             gt, lq = (os.path.expanduser(dataset[key]) if dataset.get(key) else None
                       for key in ('dataroot_gt', 'dataroot_lq'))
             check_lmdb_pair(gt, lq)
-    for key, value in (opt.get('path') or {}).items():
-        if pretrained and key.startswith('pretrain_network') and value and not os.path.isfile(os.path.expanduser(value)):
-            parser.error(f'{path}: path.{key} {value} does not exist; put the checkpoint there or fix the path')
 
 
 def say(message: str, error: bool = False) -> None:

@@ -84,37 +84,30 @@ def _provide_distutils_looseversion() -> None:
 
 
 def load_resume_state(opt: dict) -> Optional[dict]:
-    """Replacement for ``basicsr.train.load_resume_state``.
+    """Replacement for ``basicsr.train.load_resume_state`` (the plugin's own loop uses ``resume`` directly).
 
     basicsr 1.4.2 maps the resume state onto ``torch.cuda.current_device()``,
     which raises on a machine without CUDA, so ``--auto_resume`` and
-    ``path.resume_state`` never work on CPU. The state only holds optimizer and
-    scheduler state dicts; loading it on the CPU is enough, since
-    ``Optimizer.load_state_dict`` moves each tensor to its parameter's device.
-    It is loaded with ``weights_only=True``: a state file is data, not code.
+    ``path.resume_state`` never work on CPU. The state is loaded on the CPU
+    (``Optimizer.load_state_dict`` moves each tensor to its parameter's device)
+    with ``weights_only=True``: a state file is data, not code. With
+    ``--auto_resume`` it takes the newest state whose networks load too
+    (``resume.find_resume_point``).
 
     Like basicsr's, it writes the found path into ``opt['path']['resume_state']``
     (basicsr's ``check_resume`` reads it there).
     """
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
-    resume_state_path = None
-    if opt['auto_resume']:
-        state_dir = os.path.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
-        if os.path.isdir(state_dir):
-            iters = [int(name[:-len('.state')]) for name in scandir(state_dir, suffix='state', recursive=False)
-                     if name[:-len('.state')].isdigit()]
-            if iters:
-                resume_state_path = os.path.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
-    elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
+    from .resume import find_resume_point
 
-    if resume_state_path is None:
+    opt['path'].setdefault('experiments_root', os.path.join(opt['root_path'], 'experiments', opt['name']))
+    point = find_resume_point(opt)
+    if point is None:
         return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
-    check_resume(opt, resume_state['iter'])
-    return resume_state
+    opt['path']['resume_state'] = point.path
+    check_resume(opt, point.iteration)
+    return point.state
 
 
 def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> None:
@@ -147,6 +140,34 @@ def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> No
     dist.init_process_group(backend=backend or ('nccl' if use_cuda else 'gloo'), **kwargs)
 
 
+def ordered_yaml() -> tuple:
+    """Replacement for ``basicsr.utils.options.ordered_yaml``: basicsr's loader, plus YAML 1.2 floats.
+
+    basicsr 1.4.2 re-reads the option file itself with PyYAML (YAML 1.1), where
+    ``lr: 2e-4`` is the string ``'2e-4'`` and the optimizer fails with a TypeError.
+    The plugin's option check reads ``2e-4`` as the float the user meant; giving
+    basicsr the same reading here (rather than handing it a rewritten copy of the
+    file) keeps the file basicsr copies into ``experiments/`` the user's own, and
+    is one small rule both readers share (``option_file.with_yaml12_floats``).
+    """
+    from .option_file import with_yaml12_floats
+
+    loader, dumper = REPLACED['ordered_yaml']()
+    return with_yaml12_floats(loader), dumper
+
+
+def postprocess_yml_value(value: str) -> Any:
+    """Replacement for ``basicsr.utils.options._postprocess_yml_value`` (the ``--force_yml`` values).
+
+    basicsr 1.4.2 keeps ``2e-4`` and ``-1`` as strings and reads lists with ``eval``.
+    A value on the command line now means what it means in the file (safe YAML,
+    YAML 1.2 floats), so the override the option check validated is the one that runs.
+    """
+    from .option_file import parse_override_value
+
+    return parse_override_value(value)
+
+
 # basicsr's own functions that apply() replaced, kept for tests that show why.
 REPLACED: dict = {}
 
@@ -162,6 +183,8 @@ def apply() -> None:
     # The launcher looks these names up in its own module at call time, so
     # rebinding them there is enough; basicsr's files stay untouched.
     for module, name, replacement in ((basicsr.train, 'load_resume_state', load_resume_state),
-                                      (basicsr.utils.options, 'init_dist', init_dist)):
+                                      (basicsr.utils.options, 'init_dist', init_dist),
+                                      (basicsr.utils.options, 'ordered_yaml', ordered_yaml),
+                                      (basicsr.utils.options, '_postprocess_yml_value', postprocess_yml_value)):
         REPLACED.setdefault(name, getattr(module, name))
         setattr(module, name, replacement)

@@ -115,8 +115,12 @@ class ESRGANPSNRModel(SRModel):
         """(network, label) pairs saved besides the generator; the GAN stage adds its discriminator."""
         return []
 
-    def save(self, epoch: int, current_iter: int) -> None:
-        """Networks first, the training state last: a state file on disk means its networks are complete."""
+    def save(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
+        """Networks first, the training state last: a state file on disk means its networks are complete.
+
+        ``loop_state`` is what the training loop adds to the state (its position in the data, the generator
+        states); see ``esrgan_plugin.train_loop``.
+        """
         self.check_replicas_in_sync(current_iter)
         if hasattr(self, 'net_g_ema'):
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
@@ -124,7 +128,7 @@ class ESRGANPSNRModel(SRModel):
             self.save_network(self.net_g, 'net_g', current_iter)
         for net, label in self.extra_networks_to_save():
             self.save_network(net, label, current_iter)
-        self.save_training_state(epoch, current_iter)
+        self.save_training_state(epoch, current_iter, loop_state)
 
     def check_replicas_in_sync(self, current_iter: int) -> None:
         """Under DDP, compare a checksum of the generator on every rank before saving.
@@ -144,13 +148,27 @@ class ESRGANPSNRModel(SRModel):
         get_root_logger().info(f'iter {current_iter}: generator weights identical on all '
                                f'{self.opt["world_size"]} ranks.')
 
+    # The model's part of a training state (the networks have their own files). Anything new that decides how
+    # training continues (e.g. a gradient scaler) gets one entry in each of these two methods.
+    def training_state(self) -> dict:
+        return {'optimizers': [o.state_dict() for o in self.optimizers],
+                'schedulers': [s.state_dict() for s in self.schedulers],
+                'nonfinite_in_a_row': self.nonfinite_in_a_row}
+
+    def resume_training(self, state: dict) -> None:
+        for kind, objects in (('optimizers', self.optimizers), ('schedulers', self.schedulers)):
+            if len(state[kind]) != len(objects):
+                raise UserFacingError(f'the training state holds {len(state[kind])} {kind} but this model has '
+                                      f'{len(objects)}; resume with the option file it was trained with')
+            for obj, obj_state in zip(objects, state[kind]):
+                obj.load_state_dict(obj_state)
+        self.nonfinite_in_a_row = int(state.get('nonfinite_in_a_row', 0))
+
     @master_only
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
+    def save_training_state(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
         if current_iter == -1:
             return
-        state = {'epoch': epoch, 'iter': current_iter,
-                 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        state = {'epoch': epoch, 'iter': current_iter, **(loop_state or {}), **self.training_state()}
         fileio.save_torch(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     # -------------------------------------------------------------- training

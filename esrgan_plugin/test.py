@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -20,9 +20,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'Writes results/<name>/ under the current directory.')
     add_basicsr_arguments(parser, is_train=False)
     args = parser.parse_args(argv)
-    opt = check_option_file(parser, args.opt)
-    if not args.force_yml:  # an override may fix a path; basicsr then checks it
-        check_paths(parser, opt, args.opt)
+    opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.test import test_pipeline

@@ -1,4 +1,4 @@
-"""``python -m esrgan_plugin.train -opt options/train_ESRGAN_x4.yml``: basicsr's launcher with the plugin registered.
+"""``python -m esrgan_plugin.train -opt options/train_ESRGAN_x4.yml``: the plugin's training loop (``train_loop``).
 
 experiments/, tb_logger/ (and results/ for testing) are created in the current
 working directory, as basicsr's own train.py does in its checkout; an
@@ -12,30 +12,28 @@ import sys
 from typing import Optional, Sequence
 
 
-from .cli import add_basicsr_arguments, check_option_file, check_paths, run_main
+from .cli import add_basicsr_arguments, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.train',
-        description='Train ESRGAN (PSNR-oriented or GAN stage) with basicsr\'s launcher. '
-        'Writes experiments/<name>/ and tb_logger/<name>/ under the current directory.')
+        description='Train ESRGAN (PSNR-oriented or GAN stage) from a basicsr option file. '
+        'Writes experiments/<name>/ and tb_logger/<name>/ under the current directory. Ctrl-C or SIGTERM '
+        'stops after the current step with a checkpoint (exit code 130/143); --auto_resume continues exactly.')
     add_basicsr_arguments(parser, is_train=True)
     args = parser.parse_args(argv)
-    opt = check_option_file(parser, args.opt)
-    if not args.force_yml:  # an override may fix a path; basicsr then checks it
-        check_paths(parser, opt, args.opt, pretrained=not args.auto_resume)
+    opt = check_options_or_exit(parser, args, is_train=True)  # exits 2 listing every problem
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
-    from basicsr.train import train_pipeline
 
+    from .train_loop import train_pipeline
     from .perceptual_loss import check_vgg19_available
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
-    train_pipeline(os.getcwd())
-    return 0
+    return train_pipeline(os.getcwd())
 
 
 if __name__ == '__main__':

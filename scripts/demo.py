@@ -108,8 +108,7 @@ def gan_options(data, test_data, iters: int, batch: int, psnr_model: str, vgg_we
         'ema_decay': 0.99,
         'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
         'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-        'scheduler': {'type': 'MultiStepLR', 'milestones': [iters * 10], 'gamma': 0.5},
-        'total_iter': iters,
+        'total_iter': iters,  # no scheduler: the rate stays constant over this short run
         # The paper's loss: L_percep + 5e-3 L_G^Ra + 1e-2 L_1, VGG19 conv5_4 before activation.
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
         'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv5_4', 'loss_weight': 1.0,

@@ -74,6 +74,12 @@ def test_resume_state_loads_without_cuda(tmp_path):
     assert opt['path']['resume_state'].endswith('10.state')
     assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
 
+    newest = states / '10.state'  # truncated, as by a full disk: the state before it is used
+    newest.write_bytes(newest.read_bytes()[:100])
+    opt['path']['resume_state'] = None
+    assert basicsr.train.load_resume_state(opt)['iter'] == 5
+    assert opt['path']['resume_state'].endswith('5.state')
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="shows the CPU failure of basicsr's own function")
 def test_basicsrs_resume_fails_without_cuda(tmp_path):
@@ -107,3 +113,26 @@ def test_basicsrs_init_dist_fails_on_cpu():
     ''', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()),
                   CUDA_VISIBLE_DEVICES='')
     assert result.returncode != 0
+
+
+def test_basicsr_reads_the_file_and_overrides_with_yaml12_floats(tmp_path, monkeypatch):
+    """basicsr re-reads the option file itself: ``lr: 2e-4`` must reach it as the float the check accepted."""
+    import sys
+
+    import yaml
+    from basicsr.utils.options import parse_options
+
+    from esrgan_plugin.compat import REPLACED
+    path = tmp_path / 'o.yml'
+    path.write_text('name: x\nnum_gpu: 0\ndatasets: {}\npath: {}\n'
+                    'train:\n  optim_g: {lr: 2e-4}\n  optim_d: {lr: 1e-4}\n  warmup_iter: 0\n')
+    # basicsr's own reading: YAML 1.1, and its override parser keeps '3e-4' and '-1' as text
+    with open(path) as f:
+        assert yaml.load(f, Loader=REPLACED['ordered_yaml']()[0])['train']['optim_g']['lr'] == '2e-4'
+    assert REPLACED['_postprocess_yml_value']('3e-4') == '3e-4' and REPLACED['_postprocess_yml_value']('-1') == '-1'
+
+    monkeypatch.setattr(sys, 'argv', ['x', '-opt', str(path), '--force_yml', 'train:optim_d:lr=3e-4',
+                                      'train:warmup_iter=-1'])
+    parsed, _ = parse_options(str(tmp_path), is_train=False)
+    assert parsed['train']['optim_g']['lr'] == 2e-4 and parsed['train']['optim_d']['lr'] == 3e-4
+    assert parsed['train']['warmup_iter'] == -1

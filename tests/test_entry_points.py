@@ -35,15 +35,20 @@ def test_invalid_yaml_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize('broken', ['dataroot', 'pretrained'])
 def test_missing_data_or_checkpoint_stops_before_anything_is_written(tmp_path, module, broken):
     import yaml
+    from test_option_check import train_options
     (tmp_path / 'gt').mkdir()
-    opt = {'name': 'x', 'model_type': 'ESRGANPSNRModel', 'num_gpu': 0,
-           'datasets': {'val': {'name': 'v', 'type': 'DIV2KPairedDataset', 'dataroot_gt': 'gt',
-                                'dataroot_lq': 'lq_missing' if broken == 'dataroot' else 'gt'}},
-           'path': {'pretrain_network_g': 'weights/missing.pth' if broken == 'pretrained' else None}}
+    opt = train_options()  # valid but for the one path below
+    for dataset in opt['datasets'].values():
+        dataset['dataroot_gt'] = dataset['dataroot_lq'] = 'gt'
+        dataset['io_backend'] = {'type': 'disk'}
+    opt['datasets']['val']['dataroot_lq'] = 'lq_missing' if broken == 'dataroot' else 'gt'
+    opt['path']['pretrain_network_g'] = 'weights/missing.pth' if broken == 'pretrained' else None
     (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
     result = subprocess.run([PYTHON, '-m', module, '-opt', 'o.yml'], capture_output=True, text=True,
                             env=subprocess_env(), timeout=120, cwd=tmp_path)
     assert result.returncode == 2
-    expected = 'datasets.val.dataroot_lq lq_missing' if broken == 'dataroot' else 'path.pretrain_network_g'
-    assert expected in result.stderr and 'does not exist' in result.stderr
+    expected = ('datasets.val.dataroot_lq: lq_missing does not exist' if broken == 'dataroot' else
+                'path.pretrain_network_g: weights/missing.pth does not exist')
+    assert result.stderr.splitlines()[0].startswith(f'error: o.yml: {expected}'), result.stderr
+    assert len(result.stderr.splitlines()) == 2  # the problem and the count
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'results').exists()

@@ -99,6 +99,7 @@ def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_
     for key in ('l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake'):
         assert key in log
     assert re.search(r'# psnr: \d+\.\d+', log)
+    assert log.count('Validation tinyval') == 2  # iterations 2 and 4: basicsr validated iteration 4 twice
     g = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
     assert set(g) == {'params', 'params_ema'}
 
