@@ -20,10 +20,12 @@ setup(
         'tqdm',
         'scikit-image',
         'safetensors',  # reading/writing .safetensors checkpoints without pickle
+        'lpips',  # ships the LPIPS linear-layer weights (5 KB each) and is the reference our LPIPS is tested against
         'pydantic>=2',  # the option-file schema (esrgan_plugin/schema.py) and its JSON schema
     ],
     extras_require={
-        'test': ['pytest', 'jsonschema'],  # jsonschema: an independent check of the published JSON schema
+        'test': ['pytest', 'jsonschema', 'matplotlib'],  # jsonschema: an independent check of the published JSON schema
+        'plot': ['matplotlib'],  # sweep.png of the perception-distortion sweep; sweep.csv needs nothing
         'onnx': ['onnx', 'onnxruntime'],
     },
 )

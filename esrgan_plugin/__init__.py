@@ -15,6 +15,7 @@ from . import ragan_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANRaGANLoss
 from . import psnr_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANPSNRModel
 from . import ragan_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANRaGANModel
 from . import div2k_dataset  # noqa: E402,F401  DATASET_REGISTRY: DIV2KPairedDataset
+from . import lpips_metric  # noqa: E402,F401  METRIC_REGISTRY: calculate_lpips
 
 __version__ = '0.1.0'
 
@@ -24,4 +25,5 @@ REGISTERED = {
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
     'loss': ['ESRGANPerceptualLoss', 'ESRGANRaGANLoss'],
     'dataset': ['DIV2KPairedDataset'],
+    'metric': ['calculate_lpips'],
 }

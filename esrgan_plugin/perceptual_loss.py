@@ -120,4 +120,5 @@ class ESRGANPerceptualLoss(nn.Module):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target_feat = self.features(target)
-        return self.loss_weight * self.distance(self.features(output), target_feat)
+        # Under autocast the features are bf16/fp16; the distance and its mean are taken in float32.
+        return self.loss_weight * self.distance(self.features(output).float(), target_feat.float())

@@ -9,8 +9,14 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
 * a non-finite loss skips the update and is logged; too many in a row stop
   training with a clear error;
-* validation logs PSNR/SSIM per image and the mean, and writes SR images
-  atomically;
+* validation logs every metric per image and the mean with the direction that
+  is better (NIQE and LPIPS: lower), tracks the best value that way round, and
+  writes SR images atomically; testing adds a progress bar, results/<name>/index.html
+  and a table of the means;
+* mixed precision (bf16, or fp16 with a gradient scaler), channels_last and
+  torch.compile from ``train.amp`` / ``train.channels_last`` / ``train.compile``,
+  in training and (``val.*`` overriding) in validation and test; see
+  ``esrgan_plugin.precision``;
 * options are read, never modified.
 """
 from __future__ import annotations
@@ -22,15 +28,16 @@ from typing import Optional
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
 from basicsr.models import lr_scheduler
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import checkpoint, fileio
+from . import checkpoint, fileio, metrics, precision, results_page
 from .errors import UserFacingError
 from .rrdbnet_arch import ESRGANRRDBNet
 
@@ -39,14 +46,20 @@ class TrainingDiverged(UserFacingError):
     """Too many consecutive non-finite losses."""
 
 
-def build_optimizer(optim_opt: dict, params) -> torch.optim.Optimizer:
-    """An optimizer from an option dict such as ``{type: Adam, lr: 2e-4, betas: [0.9, 0.99]}``."""
+def build_optimizer(optim_opt: dict, params, device_type: str = 'cpu') -> torch.optim.Optimizer:
+    """An optimizer from an option dict such as ``{type: Adam, lr: 2e-4, betas: [0.9, 0.99]}``.
+
+    On CUDA the fused Adam kernel (one launch for all parameters) is used unless the options say
+    ``fused`` or ``foreach`` themselves.
+    """
     kwargs = {k: v for k, v in optim_opt.items() if k != 'type'}
     optim_type = optim_opt.get('type')
     if optim_type not in ('Adam', 'AdamW'):
         raise UserFacingError(f'Optimizer type {optim_type!r} is not supported; use Adam or AdamW.')
     if 'betas' in kwargs:
         kwargs['betas'] = tuple(kwargs['betas'])
+    if device_type == 'cuda' and 'fused' not in kwargs and 'foreach' not in kwargs:
+        kwargs['fused'] = True
     return getattr(torch.optim, optim_type)(params, **kwargs)
 
 
@@ -69,12 +82,32 @@ class ESRGANPSNRModel(SRModel):
         self.max_nonfinite = int(opt.get('train', {}).get('max_nonfinite_steps', 10)) if opt['is_train'] else 0
         self.nonfinite_in_a_row = 0
         self.log_dict = OrderedDict()
+        device_type = 'cuda' if opt['num_gpu'] != 0 else 'cpu'  # as basicsr's BaseModel picks self.device
+        precision.check_options(opt, device_type)
+        self.eval_precision = precision.evaluation_precision(opt)
+        # What net_g is built for: training's settings when training, else validation/test's.
+        self.precision = precision.training_precision(opt) if opt['is_train'] else self.eval_precision
+        self.grad_scalers: list = []  # one per optimizer, enabled for fp16 only
+        if device_type == 'cuda':
+            torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick the fastest kernels
         super().__init__(opt)
+        self._eval_forward = None  # the (maybe compiled) network test() runs, made on first use
+        logger = get_root_logger()
+        logger.info(f'Precision: training {self.precision.describe()}; '
+                    f'validation/test {self.eval_precision.describe()}.')
+        for p in {self.precision, self.eval_precision}:
+            warning = precision.slow_bf16_warning(p, device_type)
+            if warning:
+                logger.warning(warning)
+                break
 
     # ----------------------------------------------------------------- devices
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-        """basicsr passes ``device_ids=[torch.cuda.current_device()]`` even on CPU; DDP on CPU needs none."""
-        net = net.to(self.device)
+        """basicsr passes ``device_ids=[torch.cuda.current_device()]`` even on CPU; DDP on CPU needs none.
+
+        The memory format is set before DDP wraps the network, so its gradient buckets match it.
+        """
+        net = precision.to_memory_format(net.to(self.device), self.precision)
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             return DistributedDataParallel(net, device_ids=device_ids,
@@ -82,6 +115,20 @@ class ESRGANPSNRModel(SRModel):
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
+
+    def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Unwraps torch.compile's wrapper too (the model keeps none, but callers may)."""
+        net = super().get_bare_model(getattr(net, '_orig_mod', net))
+        return getattr(net, '_orig_mod', net)
+
+    def feed_data(self, data: dict) -> None:
+        """Non-blocking copies (they overlap with compute when the loader pins memory: ``pin_memory: true``)."""
+        self.lq = self._to_device(data['lq'])
+        if 'gt' in data:
+            self.gt = self._to_device(data['gt'])
+
+    def _to_device(self, img: torch.Tensor) -> torch.Tensor:
+        return precision.image_to_memory_format(img.to(self.device, non_blocking=True), self.precision)
 
     # ----------------------------------------------------------- checkpoints
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
@@ -106,7 +153,8 @@ class ESRGANPSNRModel(SRModel):
     def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
-        payload = {key: {k: v.detach().cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+        # contiguous(): channels_last tensors are stored in the standard layout every reader expects
+        payload = {key: {k: v.detach().cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
                    for n, key in zip(nets, keys)}
         name = 'latest' if current_iter == -1 else current_iter
         fileio.save_torch(payload, os.path.join(self.opt['path']['models'], f'{net_label}_{name}.pth'))
@@ -153,7 +201,8 @@ class ESRGANPSNRModel(SRModel):
     def training_state(self) -> dict:
         return {'optimizers': [o.state_dict() for o in self.optimizers],
                 'schedulers': [s.state_dict() for s in self.schedulers],
-                'nonfinite_in_a_row': self.nonfinite_in_a_row}
+                'nonfinite_in_a_row': self.nonfinite_in_a_row,
+                **self.grad_scaler_state()}
 
     def resume_training(self, state: dict) -> None:
         for kind, objects in (('optimizers', self.optimizers), ('schedulers', self.schedulers)):
@@ -163,6 +212,8 @@ class ESRGANPSNRModel(SRModel):
             for obj, obj_state in zip(objects, state[kind]):
                 obj.load_state_dict(obj_state)
         self.nonfinite_in_a_row = int(state.get('nonfinite_in_a_row', 0))
+        for scaler, scaler_state in zip(self.grad_scalers, state.get('grad_scalers', [])):
+            scaler.load_state_dict(scaler_state)  # a disabled scaler (run no longer fp16) ignores it
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
@@ -171,13 +222,20 @@ class ESRGANPSNRModel(SRModel):
         state = {'epoch': epoch, 'iter': current_iter, **(loop_state or {}), **self.training_state()}
         fileio.save_torch(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
+    def grad_scaler_state(self) -> dict:
+        """``{'grad_scalers': [...]}`` (one per optimizer) in fp16, else nothing."""
+        if not any(s.is_enabled() for s in self.grad_scalers):
+            return {}
+        return {'grad_scalers': [s.state_dict() for s in self.grad_scalers]}
+
     # -------------------------------------------------------------- training
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
         self.net_g.train()
         self.ema_decay = float(train_opt.get('ema_decay', 0))
-        if self.ema_decay > 0:
-            self.net_g_ema = build_network(self.opt['network_g']).to(self.device).eval()
+        if self.ema_decay > 0:  # used for validation only, so in validation's memory format
+            self.net_g_ema = precision.to_memory_format(build_network(self.opt['network_g']).to(self.device).eval(),
+                                                        self.eval_precision)
             load_path = self.opt['path'].get('pretrain_network_g')
             if load_path is not None:
                 self.load_network(self.net_g_ema, load_path, True, 'params_ema')
@@ -187,16 +245,22 @@ class ESRGANPSNRModel(SRModel):
                 p.requires_grad_(False)
             get_root_logger().info(f'Generator EMA with decay {self.ema_decay}.')
         self.cri_pix = build_loss(train_opt['pixel_opt']).to(self.device) if train_opt.get('pixel_opt') else None
-        self.cri_perceptual = (build_loss(train_opt['perceptual_opt']).to(self.device)
+        self.cri_perceptual = (precision.to_memory_format(build_loss(train_opt['perceptual_opt']).to(self.device),
+                                                          self.precision)
                                if train_opt.get('perceptual_opt') else None)
         if self.cri_pix is None and self.cri_perceptual is None:
             raise UserFacingError('train.pixel_opt and train.perceptual_opt are both missing; set at least one.')
+        # The callables the training step runs: the modules themselves, or their compiled versions.
+        self.net_g_forward = precision.compiled(self.net_g, self.precision)
+        self.perceptual_forward = (precision.compiled(self.cri_perceptual, self.precision)
+                                   if self.cri_perceptual else None)
         self.setup_optimizers()
+        self.grad_scalers = [precision.new_grad_scaler(self.precision, self.device.type) for _ in self.optimizers]
         self.setup_schedulers()
 
     def setup_optimizers(self) -> None:
         params = [p for p in self.net_g.parameters() if p.requires_grad]
-        self.optimizer_g = build_optimizer(self.opt['train']['optim_g'], params)
+        self.optimizer_g = build_optimizer(self.opt['train']['optim_g'], params, self.device.type)
         self.optimizers.append(self.optimizer_g)
 
     def setup_schedulers(self) -> None:
@@ -225,55 +289,135 @@ class ESRGANPSNRModel(SRModel):
                 'learning rate, or raise train.max_nonfinite_steps.')
         return False
 
+    def autocast(self):
+        """The training forwards' autocast (a no-op in fp32)."""
+        return precision.autocast(self.precision, self.device.type)
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                          before_step=None) -> bool:
+        """Backward of ``loss``, ``before_step()`` (e.g. a gradient all-reduce), one optimizer step.
+
+        In fp16 this goes through the optimizer's gradient scaler, which skips the step when the scaled
+        gradients overflowed and lowers its scale: routine, not divergence (the loss itself was finite).
+        Returns whether the weights were updated.
+        """
+        scaler = self.grad_scalers[self.optimizers.index(optimizer)]
+        scaler.scale(loss).backward()
+        if before_step is not None:
+            before_step()
+        if not scaler.is_enabled():
+            optimizer.step()
+            return True
+        scale = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        return scaler.get_scale() >= scale  # the scale drops exactly when the step was skipped
+
     def optimize_parameters(self, current_iter: int) -> None:
         self.optimizer_g.zero_grad(set_to_none=True)
-        self.output = self.net_g(self.lq)
         losses = OrderedDict()
-        if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(self.output, self.gt)
-        if self.cri_perceptual:
-            losses['l_percep'] = self.cri_perceptual(self.output, self.gt)
+        with self.autocast():  # network outputs back in float32 before any loss reduction
+            self.output = self.net_g_forward(self.lq).float()
+            if self.cri_pix:
+                losses['l_pix'] = self.cri_pix(self.output, self.gt)
+            if self.cri_perceptual:
+                losses['l_percep'] = self.perceptual_forward(self.output, self.gt)
         l_total = sum(losses.values())
         if self.loss_is_finite(l_total, current_iter, 'the generator loss'):
-            l_total.backward()
-            self.optimizer_g.step()
-            if self.ema_decay > 0:
+            if self.backward_and_step(l_total, self.optimizer_g) and self.ema_decay > 0:
                 self.model_ema(self.ema_decay)
         self.log_dict = self.reduce_loss_dict(losses)
 
     # ------------------------------------------------------------ validation
+    def test(self) -> None:
+        """The EMA generator (else the generator) on ``self.lq`` in validation's precision and memory format;
+        ``self.output`` in float32 and the standard layout, ready for the metrics."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        if self._eval_forward is None:
+            self._eval_forward = precision.compiled(net, self.eval_precision)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad(), precision.autocast(self.eval_precision, self.device.type):
+            output = self._eval_forward(precision.image_to_memory_format(self.lq, self.eval_precision))
+        self.output = output.float().contiguous()
+        net.train(was_training)
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
-        """Metrics per image and their mean in the log; SR images written atomically."""
+        """Metrics per image and their mean in the log, each with its better direction; SR images written
+        atomically. When testing, a progress bar, ``index.html`` (results_page) and a table of the means."""
         dataset_name = dataloader.dataset.opt['name']
         metric_opts = self.opt['val'].get('metrics') or {}
+        better_by_name = metrics.directions(metric_opts)
         logger = get_root_logger()
         if metric_opts:
             self._initialize_best_metric_results(dataset_name)
-        totals = {name: 0.0 for name in metric_opts}
-        count = 0
-        for data in dataloader:
-            img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
-            self.feed_data(data)
-            self.test()
-            sr_img = tensor2img([self.output.detach().cpu()])
-            metric_data = {'img': sr_img}
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
-                del self.gt
-            del self.lq, self.output
-            if save_img:
-                fileio.save_image(sr_img, self._sr_image_path(dataset_name, img_name, current_iter))
-            values = {name: calculate_metric(metric_data, o) for name, o in metric_opts.items()}
-            for name, value in values.items():
-                totals[name] += float(value)
-            if values:
-                logger.info(f'{dataset_name} {img_name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in values.items()))
-            count += 1
-        if metric_opts and count:
-            self.metric_results = {name: total / count for name, total in totals.items()}
+        testing = not self.opt['is_train']
+        tested = results_page.DatasetResult(dataset_name, int(self.opt['scale']), better_by_name)
+        bar = tqdm(total=len(dataloader), unit='image', desc=dataset_name,
+                   disable=not self.opt['val'].get('pbar', testing))
+        with logging_redirect_tqdm(loggers=[logger]), bar:  # log lines print above the bar
+            for data in dataloader:
+                img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
+                self.feed_data(data)
+                self.test()
+                sr_img = tensor2img([self.output.detach().cpu()])
+                gt_img = tensor2img([self.gt.detach().cpu()]) if hasattr(self, 'gt') else None
+                if hasattr(self, 'gt'):
+                    del self.gt
+                del self.lq, self.output
+                sr_path = self._sr_image_path(dataset_name, img_name, current_iter) if save_img else None
+                if sr_path:
+                    fileio.save_image(sr_img, sr_path)
+                values = metrics.evaluate(sr_img, gt_img, metric_opts)
+                if values:
+                    logger.info(f'{dataset_name} {img_name}: {metrics.describe(values, better_by_name)}')
+                tested.images.append(results_page.image_result(img_name, data, sr_path, values))
+                bar.update(1)
+        if metric_opts and tested.images:
+            self.metric_results = tested.means()
             for name, value in self.metric_results.items():
                 self._update_best_metric_result(dataset_name, name, value, current_iter)
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if testing:
+            self._report_test_results(tested, save_img)
+
+    def _report_test_results(self, tested: results_page.DatasetResult, save_img: bool) -> None:
+        """After a test set: rewrite index.html with every set tested so far, and log the table of their means."""
+        self.tested_sets = [t for t in getattr(self, 'tested_sets', []) if t.name != tested.name] + [tested]
+        logger = get_root_logger()
+        if save_img and tested.images:
+            index = results_page.write(self.opt['path']['results_root'], self.tested_sets)
+            logger.info(f'Results page: {index}')
+        else:
+            logger.info('No results page: val.save_img is off, so there are no SR images to show.')
+        better_by_name = {}
+        for t in self.tested_sets:
+            better_by_name.update(t.better)
+        if better_by_name:
+            rows = [(t.name, t.means()) for t in self.tested_sets]
+            logger.info('Mean of each metric:\n' + metrics.summary_table(rows, better_by_name))
+
+    def _initialize_best_metric_results(self, dataset_name: str) -> None:
+        """basicsr's, with each metric's own direction (NIQE and LPIPS: lower) unless ``better`` overrides it."""
+        if dataset_name in getattr(self, 'best_metric_results', {}):
+            return
+        self.best_metric_results = getattr(self, 'best_metric_results', {})
+        directions = metrics.directions(self.opt['val'].get('metrics') or {})
+        self.best_metric_results[dataset_name] = {
+            name: dict(better=way, val=float('-inf') if way == 'higher' else float('inf'), iter=-1)
+            for name, way in directions.items()}
+
+    def _log_validation_metric_values(self, current_iter, dataset_name: str, tb_logger) -> None:
+        """basicsr's mean block ('# psnr: 24.1234 ... Best: ... @ iter'), with the better direction of each."""
+        lines = [f'Validation {dataset_name}']
+        for name, value in self.metric_results.items():
+            best = self.best_metric_results[dataset_name][name]
+            lines.append(f'\t # {name}: {value:.4f} ({best["better"]} is better)\tBest: {best["val"]:.4f} @ '
+                         f'{best["iter"]} iter')
+        get_root_logger().info('\n'.join(lines) + '\n')
+        if tb_logger:
+            for name, value in self.metric_results.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
 
     def _sr_image_path(self, dataset_name: str, img_name: str, current_iter) -> str:
         vis = self.opt['path']['visualization']

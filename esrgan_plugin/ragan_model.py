@@ -13,6 +13,11 @@ several forwards per backward and BatchNorm buffers broadcast between them
 are what broke basicsr's RaGAN under DDP (BasicSR issue 322). Instead its
 parameters are broadcast from rank 0 once and its gradients are averaged with
 one all-reduce per step, which is what DDP would do, without the hooks.
+
+Precision (``train.amp`` etc.) applies to D as to G: its forwards run under
+autocast, in the chosen memory format, compiled if asked; its logits are cast
+to float32 before the loss, and in fp16 it has its own gradient scaler, so an
+overflow in one network's gradients does not skip the other's step.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from . import precision
 from .errors import UserFacingError
 from .psnr_model import ESRGANPSNRModel, build_optimizer
 
@@ -43,7 +49,7 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
         if not train_opt.get('gan_opt'):
             raise UserFacingError('train.gan_opt is missing; the GAN stage needs '
                                   '{type: ESRGANRaGANLoss, loss_weight: !!float 5e-3}.')
-        self.net_d = build_network(self.opt['network_d']).to(self.device)
+        self.net_d = precision.to_memory_format(build_network(self.opt['network_d']).to(self.device), self.precision)
         load_path = self.opt['path'].get('pretrain_network_d')
         if load_path is not None:
             self.load_network(self.net_d, load_path, self.opt['path'].get('strict_load_d', True),
@@ -52,6 +58,7 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
             for tensor in list(self.net_d.parameters()) + list(self.net_d.buffers()):
                 dist.broadcast(tensor.data, src=0)  # ranks are seeded differently
         self.net_d.train()
+        self.net_d_forward = precision.compiled(self.net_d, self.precision)
         self.print_network(self.net_d)
         self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
         self.net_d_iters = int(train_opt.get('net_d_iters', 1))
@@ -60,7 +67,7 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
 
     def setup_optimizers(self) -> None:
         super().setup_optimizers()
-        self.optimizer_d = build_optimizer(self.opt['train']['optim_d'], self.net_d.parameters())
+        self.optimizer_d = build_optimizer(self.opt['train']['optim_d'], self.net_d.parameters(), self.device.type)
         self.optimizers.append(self.optimizer_d)
 
     def _average_d_gradients(self) -> None:
@@ -75,35 +82,34 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         losses = OrderedDict()
-        self.output = self.net_g(self.lq)
-        real_pred = self.net_d(self.gt)  # shared by both updates; see the module docstring
+        with self.autocast():  # network outputs back in float32 before any loss reduction
+            self.output = self.net_g_forward(self.lq).float()
+            real_pred = self.net_d_forward(self.gt).float()  # shared by both updates; see the module docstring
 
         # ---- generator
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             self.optimizer_g.zero_grad(set_to_none=True)
             _set_requires_grad(self.net_d, False)  # no D weight gradients from the G loss
-            fake_pred = self.net_d(self.output)
+            with self.autocast():
+                fake_pred = self.net_d_forward(self.output).float()
+                if self.cri_pix:
+                    losses['l_g_pix'] = self.cri_pix(self.output, self.gt)
+                if self.cri_perceptual:
+                    losses['l_g_percep'] = self.perceptual_forward(self.output, self.gt)
             _set_requires_grad(self.net_d, True)
-            if self.cri_pix:
-                losses['l_g_pix'] = self.cri_pix(self.output, self.gt)
-            if self.cri_perceptual:
-                losses['l_g_percep'] = self.cri_perceptual(self.output, self.gt)
             losses['l_g_gan'] = self.cri_gan(real_pred.detach(), fake_pred, for_discriminator=False)
             l_g_total = sum(losses.values())
             if self.loss_is_finite(l_g_total, current_iter, 'the generator loss'):
-                l_g_total.backward()
-                self.optimizer_g.step()
-                if self.ema_decay > 0:
+                if self.backward_and_step(l_g_total, self.optimizer_g) and self.ema_decay > 0:
                     self.model_ema(self.ema_decay)
 
         # ---- discriminator
         self.optimizer_d.zero_grad(set_to_none=True)
-        fake_pred_d = self.net_d(self.output.detach())
+        with self.autocast():
+            fake_pred_d = self.net_d_forward(self.output.detach()).float()
         l_d_real, l_d_fake = self.cri_gan(real_pred, fake_pred_d, for_discriminator=True)
         if self.loss_is_finite(l_d_real + l_d_fake, current_iter, 'the discriminator loss'):
-            (l_d_real + l_d_fake).backward()
-            self._average_d_gradients()
-            self.optimizer_d.step()
+            self.backward_and_step(l_d_real + l_d_fake, self.optimizer_d, before_step=self._average_d_gradients)
         losses['l_d_real'] = l_d_real.detach()
         losses['l_d_fake'] = l_d_fake.detach()
         losses['out_d_real'] = real_pred.detach().mean()

@@ -223,7 +223,10 @@ class ValBase(Section):
     save_img: bool
     suffix: Optional[str] = None
     pbar: bool = False
-    amp: Literal[PRECISIONS] = 'fp32'
+    # Validation/test precision; unset: training's (esrgan_plugin.precision.evaluation_precision).
+    amp: Optional[Literal[PRECISIONS]] = Field(None, description="validation/test precision; unset: train.amp's")
+    channels_last: Optional[bool] = Field(None, description="unset: train.channels_last's")
+    compile: Optional[CompileOption] = Field(None, description="unset: train.compile's")
 
 
 class OptionsBase(Section):
@@ -416,7 +419,9 @@ def _options_model(registry_names: tuple) -> type:
     generator = typed_union('network', {**archs, 'auto': auto}, other_archs, arch_names + ['auto'])
     loss = typed_union('loss', *registered_sections('loss', LOSS_REGISTRY))
     metric = typed_union('metric', *registered_sections('metric', METRIC_REGISTRY, extra_fields={
-        'better': (Literal['higher', 'lower'], Field('higher', description='which way is better (best-metric log)'))}))
+        'better': (Optional[Literal['higher', 'lower']], Field(None, description=(
+            'which way is better (log and best-metric tracking); default: lower for calculate_niqe and '
+            'calculate_lpips, higher for the others (esrgan_plugin.metrics)')))}))
     optimizer, scheduler = optimizer_union(), scheduler_union()
 
     train = create_model(

@@ -1,6 +1,6 @@
 """``python -m esrgan_plugin.test -opt options/test_set14.yml``: basicsr's test pipeline with the plugin registered.
 
-Results (log, metrics, SR images) go to results/<name>/ under the current directory.
+Results (log, metrics, SR images, index.html) go to results/<name>/ under the current directory.
 """
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.test',
-        description='Evaluate a generator on test sets (PSNR/SSIM) with basicsr\'s test pipeline. '
-        'Writes results/<name>/ under the current directory.')
+        description='Evaluate a generator on test sets (the metrics of val.metrics: PSNR/SSIM, NIQE, LPIPS) '
+        'with basicsr\'s test pipeline. Writes results/<name>/ under the current directory: the log, the SR '
+        'images and index.html, a page comparing LR, bicubic, SR and ground truth.')
     add_basicsr_arguments(parser, is_train=False)
     args = parser.parse_args(argv)
     opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
 
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.test import test_pipeline
+    from .precision import check_options, planned_device_type
+    check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
+
+    from .metrics import check_weights_available
+    check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
     test_pipeline(os.getcwd())

@@ -31,6 +31,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .train_loop import train_pipeline
     from .perceptual_loss import check_vgg19_available
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
+    from .precision import check_options, planned_device_type
+    check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
+
+    from .metrics import check_weights_available
+    check_weights_available((opt.get('val') or {}).get('metrics'))  # LPIPS weights, before any folder
 
     sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
     return train_pipeline(os.getcwd())

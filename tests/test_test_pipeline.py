@@ -48,9 +48,10 @@ def test_option_files_are_basicsr_layout(option_file):
     assert data['dataroot_gt'].startswith('datasets/') and data['dataroot_gt'].endswith('/GTmod12')
     assert data['dataroot_lq'].startswith('datasets/') and data['dataroot_lq'].endswith('/LRbicx4')
     metrics = opt['val']['metrics']
-    assert set(metrics) == {'psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb'}
+    assert list(metrics) == ['psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb', 'niqe']
     assert all(m['crop_border'] == 4 for m in metrics.values())
-    assert [m['test_y_channel'] for m in metrics.values()] == [True, True, False, False]
+    assert [metrics[m]['test_y_channel'] for m in list(metrics)[:4]] == [True, True, False, False]
+    assert metrics['niqe'] == {'type': 'calculate_niqe', 'crop_border': 4, 'convert_to': 'y'}
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,74 @@
+"""Metric directions: NIQE and LPIPS lower-is-better by default, respected by best-metric tracking and the log."""
+import types
+
+import numpy as np
+import pytest
+from basicsr.models.base_model import BaseModel
+
+from esrgan_plugin import metrics
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.psnr_model import ESRGANPSNRModel
+
+METRIC_OPTS = {
+    'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+    'niqe': {'type': 'calculate_niqe', 'crop_border': 4},
+    'lpips': {'type': 'calculate_lpips', 'net': 'alex'},
+    'niqe_as_higher': {'type': 'calculate_niqe', 'crop_border': 4, 'better': 'higher'},
+}
+
+
+def test_directions_default_per_type_and_option_overrides():
+    assert metrics.directions(METRIC_OPTS) == {'psnr': 'higher', 'niqe': 'lower', 'lpips': 'lower',
+                                               'niqe_as_higher': 'higher'}
+    with pytest.raises(UserFacingError, match="better: 'smaller' is not valid"):
+        metrics.better({'type': 'calculate_psnr', 'better': 'smaller'})
+
+
+def test_best_metric_tracking_follows_the_direction():
+    model = types.SimpleNamespace(opt={'val': {'metrics': METRIC_OPTS}})
+    ESRGANPSNRModel._initialize_best_metric_results(model, 'Set14')
+    for it, value in ((1, 5.0), (2, 4.0), (3, 6.0)):
+        for name in METRIC_OPTS:
+            BaseModel._update_best_metric_result(model, 'Set14', name, value, it)
+    best = model.best_metric_results['Set14']
+    assert (best['niqe']['val'], best['niqe']['iter']) == (4.0, 2)
+    assert (best['lpips']['val'], best['lpips']['iter']) == (4.0, 2)
+    assert (best['psnr']['val'], best['psnr']['iter']) == (6.0, 3)
+    assert (best['niqe_as_higher']['val'], best['niqe_as_higher']['iter']) == (6.0, 3)
+
+
+def test_evaluate_passes_options_to_basicsr_and_describes_direction():
+    from basicsr.metrics import calculate_psnr
+
+    rng = np.random.default_rng(0)
+    sr, gt = (rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for _ in range(2))
+    values = metrics.evaluate(sr, gt, {'psnr': {**METRIC_OPTS['psnr'], 'better': 'higher'}})
+    assert values == {'psnr': calculate_psnr(sr, gt, crop_border=4, test_y_channel=True)}
+    assert metrics.describe({'psnr': 24.0, 'niqe': 4.73}, {'psnr': 'higher', 'niqe': 'lower'}) == \
+        'psnr 24.0000 (higher is better), niqe 4.7300 (lower is better)'
+
+
+def test_niqe_of_a_flat_image_is_nan_not_a_crash():
+    flat = np.full((200, 200, 3), 128, dtype=np.uint8)
+    assert np.isnan(metrics.evaluate(flat, None, {'niqe': METRIC_OPTS['niqe']})['niqe'])
+
+
+def test_summary_table_lists_means_and_directions():
+    table = metrics.summary_table([('Set14', {'psnr': 24.1234, 'niqe': 4.73}), ('Set5', {'psnr': 28.5})],
+                                  {'psnr': 'higher', 'niqe': 'lower'}).splitlines()
+    assert table[0].split() == ['dataset', 'psnr', 'niqe']
+    assert table[1].split() == ['better:', 'higher', 'lower']
+    assert table[2].split() == ['Set14', '24.1234', '4.7300']
+    assert table[3].split() == ['Set5', '28.5000', '-']
+
+
+def test_niqe_is_on_in_test_options_and_gan_stage_validation():
+    import os
+
+    import yaml
+
+    from conftest import REPO_ROOT
+    for name in ('test_set14.yml', 'test_set5.yml', 'train_ESRGAN_x4.yml'):
+        with open(os.path.join(REPO_ROOT, 'options', name), encoding='utf-8') as f:
+            niqe = yaml.safe_load(f)['val']['metrics']['niqe']
+        assert niqe['type'] == 'calculate_niqe' and niqe['crop_border'] == 4 and metrics.better(niqe) == 'lower'
