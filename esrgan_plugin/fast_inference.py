@@ -19,15 +19,9 @@ from typing import Optional, Union
 
 import torch
 
+from .precision import cpu_has_fast_bf16
+
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def cpu_computes_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX) rather than an emulation."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
 
 
 def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Optional[str]]:
@@ -36,7 +30,7 @@ def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Opt
         # Half-precision convolutions on the CPU are slow or missing depending on the build; bf16 is the CPU's.
         return torch.float32, 'fp16 is not used on the CPU (slow or unsupported there); running in fp32. ' \
                               'Use --precision bf16 for reduced precision on the CPU.'
-    if precision == 'bf16' and device.type == 'cpu' and not cpu_computes_bf16():
+    if precision == 'bf16' and device.type == 'cpu' and not cpu_has_fast_bf16():
         return torch.bfloat16, 'this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 is emulated and ' \
                                'slower than fp32 here; --precision fp32 is the faster choice on it.'
     return PRECISIONS[precision], None

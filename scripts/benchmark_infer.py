@@ -154,9 +154,9 @@ def bench_in_process(args: argparse.Namespace) -> None:
     for _ in range(args.repeats):
         for name, run in modes.items():
             times[name].append(timed(run)[0])
-    from esrgan_plugin.fast_inference import cpu_computes_bf16
+    from esrgan_plugin.precision import cpu_has_fast_bf16
     if device.type == 'cpu':
-        print(f'CPU with native bf16 (AVX512-BF16/AMX): {cpu_computes_bf16()}')
+        print(f'CPU with native bf16 (AVX512-BF16/AMX): {cpu_has_fast_bf16()}')
     weights = 'trained RealESRGAN_x4plus' if os.path.isfile(TRAINED) else 'paper-initialised (no trained weights)'
     print(f'device {args.device}, {args.threads} threads, {args.size}x{args.size} input, {weights} weights, '
           f'{flops / 1e9:.1f} GFLOP per forward, median of {args.repeats}')

@@ -134,9 +134,9 @@ def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
 def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
     dtype, note = infer.choose_dtype('fp16', torch.device('cpu'))
     assert dtype == torch.float32 and 'bf16' in note
-    monkeypatch.setattr(fast_inference, 'cpu_computes_bf16', lambda: True)
+    monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: True)
     assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
-    monkeypatch.setattr(fast_inference, 'cpu_computes_bf16', lambda: False)
+    monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
     dtype, note = infer.choose_dtype('bf16', torch.device('cpu'))
     assert dtype == torch.bfloat16 and 'slower than fp32' in note
 
