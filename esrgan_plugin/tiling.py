@@ -1,17 +1,22 @@
 """Upscaling in tiles, so that memory stays bounded for arbitrarily large images.
 
-Each tile is run with ``pad`` extra input pixels of context on every side
-(clamped at the image border) and only its core is kept. The result equals
+Each tile's core is run inside a window of ``pad`` extra input pixels of
+context on every side; only the core's output is kept. Windows near the image
+border slide inwards rather than shrink, so every window has the same size
+(one shape to compile, and more context for border tiles). The result equals
 running the whole image at once (up to float rounding) when ``pad`` covers the
 network's receptive field; ``receptive_radius`` gives that distance. For the
 full ESRGAN generator it is 349 LR pixels, far more than practical paddings,
-but the influence of distant pixels is tiny (README, "Upscaling your own
-images", gives measured differences).
+but the influence of distant pixels decays fast (README, "Tiling", gives the
+measured differences with trained weights).
+
+``iter_tiles`` hands out the tiles one at a time, so a caller can turn each
+into its final 8/16-bit form and never hold the whole output in float.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import torch
 from torch.nn import functional as F
@@ -34,16 +39,29 @@ def receptive_radius(num_block: int, scale: int = 4) -> int:
     return lr_radius * factor + factor - 1
 
 
-def _net_device_dtype(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+def net_device_dtype(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where and in which dtype ``net`` computes (its first parameter's)."""
     param = next(net.parameters())
     return param.device, param.dtype
 
 
-def count_tiles(height: int, width: int, tile: int) -> int:
-    """Number of tiles ``upscale_tiled`` runs for an image of this size (1 when not tiling)."""
+def net_memory_format(net: torch.nn.Module) -> torch.memory_format:
+    """channels_last when the net's first conv weight is laid out so (``fast_inference``), else contiguous NCHW.
+
+    Windows are handed over in the net's own layout: a fp32 net then sees exactly
+    the NCHW input it would get from the user, and its output stays bit-exact.
+    """
+    param = next(net.parameters())
+    if param.dim() == 4 and not param.is_contiguous() and param.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def count_tiles(height: int, width: int, tile: int, pad: int = 0) -> int:
+    """Number of tiles ``iter_tiles`` runs for an image of this size (1 when not tiling)."""
     if tile <= 0:
         return 1
-    return math.ceil(height / tile) * math.ceil(width / tile)
+    return len(_axis_windows(height, tile, pad)) * len(_axis_windows(width, tile, pad))
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -56,44 +74,74 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def _axis_windows(length: int, tile: int, pad: int) -> list[tuple[int, int, int]]:
+    """Along one axis: (core start, core end, window start) of every tile; windows are all ``tile + 2 pad`` long.
+
+    A window that would cross the border slides back inside, so its core gets
+    more context on the inner side instead of less. When one window covers
+    the whole axis there is one tile: splitting it would only repeat work.
+    """
+    size = tile + 2 * pad
+    if size >= length:
+        return [(0, length, 0)]
+    return [(start, min(start + tile, length), min(max(start - pad, 0), length - size))
+            for start in range(0, length, tile)]
+
+
+class Tile(NamedTuple):
+    """One tile's output: rows and columns of the full (cropped) output it fills, and the values there."""
+    rows: slice
+    cols: slice
+    output: torch.Tensor  # N x C' x h x w, on the net's device and in its dtype
+
+
 @torch.inference_mode()
-def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int,
-                  progress: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """Run ``net`` on ``tensor`` (N, C, H, W) tile by tile and return the (N, C', H*s, W*s) output.
+def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) -> Iterator[Tile]:
+    """Run ``net`` on ``tensor`` (N, C, H, W) window by window, yielding each core's output.
 
     ``tile`` is the tile side in input pixels (0: the whole image at once),
-    ``pad`` the context added on each side. Tiles run on the network's device
-    and dtype; the output is assembled on ``tensor``'s device in its dtype, so
-    on a GPU only one tile is resident at a time. ``progress`` is called after
-    each tile.
+    ``pad`` the context added on each side. The tiles together cover the
+    (H*s, W*s) output exactly once. Tiles run on the network's device and
+    dtype; only one window is resident there at a time.
     """
     scale = int(getattr(net, 'scale', 4))
     factor = int(getattr(net, 'unshuffle', 1))
     height, width = tensor.shape[-2:]
     x = _pad_to_multiple(tensor, factor)
     # Tile edges on multiples of the unshuffle factor keep every tile's pixel grouping the same as the whole image's.
-    tile = math.ceil(tile / factor) * factor if tile > 0 else 0
-    pad = math.ceil(pad / factor) * factor
-    device, dtype = _net_device_dtype(net)
     full_h, full_w = x.shape[-2:]
-    if tile <= 0 or (tile >= full_h and tile >= full_w):
-        out = net(x.to(device, dtype)).to(tensor.device, tensor.dtype)
+    tile = math.ceil(tile / factor) * factor if tile > 0 else max(full_h, full_w)
+    pad = math.ceil(pad / factor) * factor
+    device, dtype = net_device_dtype(net)
+    layout = net_memory_format(net)
+    row_windows, col_windows = _axis_windows(full_h, tile, pad), _axis_windows(full_w, tile, pad)
+    win_h = full_h if len(row_windows) == 1 else tile + 2 * pad
+    win_w = full_w if len(col_windows) == 1 else tile + 2 * pad
+    for top, bottom, in_top in row_windows:
+        for left, right, in_left in col_windows:
+            window = x[..., in_top:in_top + win_h, in_left:in_left + win_w]
+            result = net(window.to(device, dtype).contiguous(memory_format=layout))
+            # Cropping to the unpadded size: the pixels that came from the multiple-of-factor padding go.
+            out_bottom, out_right = min(bottom, height) * scale, min(right, width) * scale
+            core = result[..., (top - in_top) * scale:out_bottom - in_top * scale,
+                          (left - in_left) * scale:out_right - in_left * scale]
+            if core.shape[-2] and core.shape[-1]:
+                yield Tile(slice(top * scale, out_bottom), slice(left * scale, out_right), core)
+
+
+def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int,
+                  progress: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """The whole (N, C', H*s, W*s) output of ``iter_tiles``, assembled on ``tensor``'s device in its dtype.
+
+    ``progress`` is called after each tile.
+    """
+    out = None
+    for piece in iter_tiles(net, tensor, tile, pad):
+        if out is None:
+            scale = int(getattr(net, 'scale', 4))
+            out = tensor.new_empty((tensor.shape[0], piece.output.shape[1],
+                                    tensor.shape[-2] * scale, tensor.shape[-1] * scale))
+        out[..., piece.rows, piece.cols] = piece.output.to(tensor.device, tensor.dtype)
         if progress:
             progress()
-        return out[..., :height * scale, :width * scale]
-
-    out = None
-    for top in range(0, full_h, tile):
-        for left in range(0, full_w, tile):
-            bottom, right = min(top + tile, full_h), min(left + tile, full_w)
-            in_top, in_left = max(top - pad, 0), max(left - pad, 0)
-            in_bottom, in_right = min(bottom + pad, full_h), min(right + pad, full_w)
-            result = net(x[..., in_top:in_bottom, in_left:in_right].to(device, dtype))
-            if out is None:
-                out = tensor.new_empty((x.shape[0], result.shape[1], full_h * scale, full_w * scale))
-            core = result[..., (top - in_top) * scale:(bottom - in_top) * scale,
-                          (left - in_left) * scale:(right - in_left) * scale]
-            out[..., top * scale:bottom * scale, left * scale:right * scale] = core.to(tensor.device, tensor.dtype)
-            if progress:
-                progress()
-    return out[..., :height * scale, :width * scale]
+    return out

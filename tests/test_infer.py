@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import PYTHON, subprocess_env, tiny_generator
-from esrgan_plugin import infer
+from esrgan_plugin import fast_inference, infer
 from esrgan_plugin.checkpoint import from_basicsr_layout
 from esrgan_plugin.errors import UserFacingError
 
@@ -103,11 +103,11 @@ def test_formats_opencv_reads(tmp_path, net, rng, ext):
 
 
 def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
-    bgr = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    bgr = rng.integers(0, 256, (97, 29, 3), dtype=np.uint8)  # longer than a window (12 + 2 x 34) in rows
     picture = infer.read_image(write(tmp_path / 'odd.png', bgr))
     whole = infer.to_array(infer.upscale_image(net, picture, tile=0), np.dtype(np.uint8))
     tiled = infer.to_array(infer.upscale_image(net, picture, tile=12, tile_pad=34), np.dtype(np.uint8))
-    assert whole.shape == (148, 116, 3)
+    assert whole.shape == (388, 116, 3)
     assert np.abs(whole.astype(int) - tiled).max() <= 1 and np.mean(whole != tiled) < 1e-3  # rounding ties only
 
 
@@ -131,10 +131,14 @@ def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
     assert np.abs(fp32 - bf16).max() < 0.05
 
 
-def test_fp16_on_cpu_falls_back_with_a_note():
+def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
     dtype, note = infer.choose_dtype('fp16', torch.device('cpu'))
     assert dtype == torch.float32 and 'bf16' in note
+    monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: True)
     assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
+    monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
+    dtype, note = infer.choose_dtype('bf16', torch.device('cpu'))
+    assert dtype == torch.bfloat16 and 'slower than fp32' in note
 
 
 def test_corrupt_and_missing_images_are_reported(tmp_path):
@@ -204,6 +208,32 @@ def test_command_errors_and_help(tmp_path, net, rng):
     result = run_infer(tmp_path, '-i', 'a.png', '-o', 'out', '-m', 'bad.pth')
     assert result.returncode == 1 and 'error: Checkpoint bad.pth' in result.stderr
     assert 'Traceback' not in result.stderr and not (tmp_path / 'out').exists()
+
+
+def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
+    """3000 x 2000 in, 12000 x 8000 out: only the 8-bit output is held (a float copy alone would be 1.15 GB).
+
+    --tile 128: the network's own memory grows with the window, not the image (README, "Memory").
+    """
+    net = tiny_generator(scale=4, num_feat=2, num_block=1, num_grow_ch=1)
+    torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
+    rows, cols = np.mgrid[0:2000, 0:3000]
+    smooth = np.stack([rows * 255 // 2000, cols * 255 // 3000, (rows + cols) % 256], axis=2).astype(np.uint8)
+    write(tmp_path / 'big.png', smooth)
+    # A wrapper process reads the peak resident memory of its one child, the command.
+    measure = ('import resource, subprocess, sys; '
+               'code = subprocess.run([sys.executable, "-m", "esrgan_plugin.infer", "-i", "big.png", "-o", "out", '
+               '"-m", "model.pth", "--tile", "128"]).returncode; '
+               'print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)')
+    result = subprocess.run([PYTHON, '-c', measure], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=600, cwd=tmp_path)
+    code, peak_kib = map(int, result.stdout.split())
+    assert code == 0, result.stderr
+    header = (tmp_path / 'out' / 'big_out.png').read_bytes()[16:26]  # PNG IHDR: width, height, depth, color type
+    assert (int.from_bytes(header[:4], 'big'), int.from_bytes(header[4:8], 'big'), header[8], header[9]) == \
+        (12000, 8000, 8, 2)
+    print(f'peak resident memory {peak_kib / 2**20:.2f} GiB')
+    assert peak_kib * 1024 < 1.5e9
 
 
 # ------------------------------------------------------------------ existing outputs and full disks

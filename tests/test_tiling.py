@@ -49,7 +49,8 @@ def test_receptive_radius_bounds_pixel_unshuffling_nets():
     assert measured_radius(net) <= receptive_radius(1, 2)
 
 
-@pytest.mark.parametrize('scale,size', [(4, (61, 47)), (2, (45, 39)), (1, (37, 42)), (8, (23, 29))])
+# Each image is longer than one window (tile + 2 pad) along at least one axis, so that it really is cut.
+@pytest.mark.parametrize('scale,size', [(4, (29, 101)), (2, (37, 170)), (1, (21, 310)), (8, (89, 29))])
 def test_tiled_equals_untiled_with_enough_padding(scale, size):
     net = strong_generator(scale)
     pad = receptive_radius(TINY_ARCH['num_block'], scale)
@@ -59,7 +60,7 @@ def test_tiled_equals_untiled_with_enough_padding(scale, size):
         calls = []
         tiled = upscale_tiled(net, x, tile=16, pad=pad, progress=lambda: calls.append(1))
     assert whole.shape == (1, 3, size[0] * scale, size[1] * scale) == tiled.shape
-    assert len(calls) == count_tiles(*size, 16) > 1
+    assert len(calls) == count_tiles(*size, 16, pad) > 1
     assert (tiled - whole).abs().max() < 1e-9 * whole.abs().max()
 
 
@@ -76,14 +77,14 @@ def test_too_little_padding_shows_seams():
     net = strong_generator(4)
     x = torch.rand(1, 3, 61, 47, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     whole = upscale_tiled(net, x, tile=0, pad=0)
-    short = upscale_tiled(net, x, tile=16, pad=8)
+    short = upscale_tiled(net, x, tile=16, pad=6)
     assert (short - whole).abs().max() > 1e-4 * whole.abs().max()
 
 
 def test_tiled_paper_init_net_writes_the_same_8bit_image():
     """With the paper's init and float32, the default padding gives the same 8-bit output (ties aside)."""
     net = tiny_generator(scale=4, seed=1)
-    x = torch.rand(1, 3, 40, 33, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(1, 3, 90, 83, generator=torch.Generator().manual_seed(0))
     whole = (upscale_tiled(net, x, tile=0, pad=0).clamp(0, 1) * 255).round()
     tiled = (upscale_tiled(net, x, tile=16, pad=32).clamp(0, 1) * 255).round()
     assert (tiled - whole).abs().max() <= 1 and (tiled != whole).float().mean() < 1e-3
@@ -101,8 +102,24 @@ def test_odd_sizes_for_pixel_unshuffling_nets_match_a_reflect_padded_run():
 def test_tiles_run_in_the_nets_dtype_and_come_back_in_the_inputs():
     net = tiny_generator(scale=4).to(torch.bfloat16)
     x = torch.rand(1, 3, 20, 20)
-    out = upscale_tiled(net, x, tile=8, pad=8)
+    out = upscale_tiled(net, x, tile=8, pad=4)
     assert out.dtype == torch.float32 and out.shape == (1, 3, 80, 80)
     with torch.no_grad():
         reference = tiny_generator(scale=4)(x)
     assert (out - reference).abs().max() < 0.1  # bf16 keeps ~3 significant digits
+
+
+def test_windows_slide_inside_the_image_and_all_have_one_size():
+    seen = []
+
+    def recording_net(x):
+        seen.append(tuple(x.shape[-2:]))
+        return net(x)
+    net = tiny_generator(scale=4)
+    recording_net.scale, recording_net.parameters = 4, net.parameters
+    x = torch.rand(1, 3, 50, 37)
+    with torch.no_grad():
+        tiled = upscale_tiled(recording_net, x, tile=16, pad=4)
+    assert seen == [(24, 24)] * count_tiles(50, 37, 16, 4) and len(seen) == 4 * 3
+    assert tiled.shape == (1, 3, 200, 148)
+    assert count_tiles(50, 37, 16, 20) == 1  # one window covers the image: no splitting
