@@ -6,7 +6,11 @@ setup(
     description='ESRGAN (Wang et al., 2018) as a plugin for BasicSR 1.4.2',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['esrgan_plugin', 'esrgan_plugin.*']),
+    # The option files stay in the repository's top-level options/ folder and ship inside the package as
+    # esrgan_plugin/option_files/, so an installed package (pip install .) finds them too (esrgan_plugin.options).
+    packages=find_packages(include=['esrgan_plugin', 'esrgan_plugin.*']) + ['esrgan_plugin.option_files'],
+    package_dir={'esrgan_plugin.option_files': 'options'},
+    package_data={'esrgan_plugin.option_files': ['*.yml']},
     python_requires='>=3.10',
     install_requires=[
         'torch>=2.1',

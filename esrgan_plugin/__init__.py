@@ -1,21 +1,18 @@
 """ESRGAN (Wang et al., 2018) as a plugin for BasicSR 1.4.2.
 
-Importing the package makes basicsr usable on current torch/torchvision
+``import esrgan_plugin`` makes basicsr usable on current torch/torchvision
 (``compat``) and registers the plugin's components into basicsr's registries.
+
+One exception, so that every command answers ``-h`` at once: ``python -m
+esrgan_plugin.<command>`` imports this package before the command can parse
+its arguments, and importing torch and basicsr takes seconds (tens of seconds
+on a busy machine). In that case registration is left to the command, which
+calls ``register()`` once its arguments are parsed. Library users, tests and
+scripts that ``import esrgan_plugin`` get everything registered as before.
 """
-from . import compat
+from __future__ import annotations
 
-compat.apply()  # must run before anything imports basicsr
-
-# registration: each import below registers its classes into a basicsr registry
-from . import rrdbnet_arch  # noqa: E402,F401  ARCH_REGISTRY: ESRGANRRDBNet
-from . import discriminator_arch  # noqa: E402,F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
-from . import perceptual_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANPerceptualLoss
-from . import ragan_loss  # noqa: E402,F401  LOSS_REGISTRY: ESRGANRaGANLoss
-from . import psnr_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANPSNRModel
-from . import ragan_model  # noqa: E402,F401  MODEL_REGISTRY: ESRGANRaGANModel
-from . import div2k_dataset  # noqa: E402,F401  DATASET_REGISTRY: DIV2KPairedDataset
-from . import lpips_metric  # noqa: E402,F401  METRIC_REGISTRY: calculate_lpips
+import sys
 
 __version__ = '0.1.0'
 
@@ -23,7 +20,53 @@ __version__ = '0.1.0'
 REGISTERED = {
     'arch': ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator'],
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
-    'loss': ['ESRGANPerceptualLoss', 'ESRGANRaGANLoss'],
+    'loss': ['ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss'],
     'dataset': ['DIV2KPairedDataset'],
     'metric': ['calculate_lpips'],
 }
+
+
+def register() -> None:
+    """Adapt basicsr to current torch/torchvision and register the plugin's classes. Idempotent."""
+    from . import compat
+
+    compat.apply()  # must run before anything imports basicsr
+
+    # registration: each import below registers its classes into a basicsr registry
+    from . import rrdbnet_arch  # noqa: F401  ARCH_REGISTRY: ESRGANRRDBNet
+    from . import discriminator_arch  # noqa: F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
+    from . import perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANPerceptualLoss
+    from . import standin_perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANStandInPerceptualLoss
+    from . import ragan_loss  # noqa: F401  LOSS_REGISTRY: ESRGANRaGANLoss
+    from . import psnr_model  # noqa: F401  MODEL_REGISTRY: ESRGANPSNRModel
+    from . import ragan_model  # noqa: F401  MODEL_REGISTRY: ESRGANRaGANModel
+    from . import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
+    from . import lpips_metric  # noqa: F401  METRIC_REGISTRY: calculate_lpips
+
+
+def _imported_to_run_one_of_our_commands() -> bool:
+    """Whether Python imports this package only as the parent of ``python -m esrgan_plugin.<command>``.
+
+    While ``-m`` locates the module (and so imports its parent packages), CPython
+    sets ``sys.argv[0]`` to ``'-m'`` (documented with the ``-m`` option in the
+    command-line docs); ``sys.orig_argv`` (Python 3.10+) still holds the command
+    line, which names the module. Any other way of importing the package, including
+    a ``python -m`` run of some other module that imports it, registers at once.
+    """
+    if sys.argv[:1] != ['-m']:
+        return False
+    args = list(getattr(sys, 'orig_argv', []))
+    for i, arg in enumerate(args):
+        if arg == '-m':
+            module = args[i + 1] if i + 1 < len(args) else ''
+            break
+        if arg.startswith('-m'):  # the joined form, python -mesrgan_plugin.train
+            module = arg[2:]
+            break
+    else:
+        return False
+    return module.startswith(__name__ + '.')
+
+
+if not _imported_to_run_one_of_our_commands():
+    register()

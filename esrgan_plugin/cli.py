@@ -15,8 +15,10 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
     basicsr re-parses ``sys.argv`` itself; declaring the same arguments here
     gives ``-h`` and early, clear errors before anything heavy starts.
     """
-    parser.add_argument('-opt', required=True, metavar='YML', help='option file (YAML), e.g. options/'
-                        + ('train_ESRGAN_x4.yml' if is_train else 'test_set14.yml'))
+    example = 'train_ESRGAN_x4' if is_train else 'test_set14'
+    parser.add_argument('-opt', required=True, metavar='YML', type=_shipped_or_path,
+                        help=f'option file (YAML), e.g. options/{example}.yml, or the bare name of one that ships with '
+                        f'the package, e.g. {example} (python -m esrgan_plugin.options --list)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='distributed launcher: "pytorch" under torchrun (NCCL on CUDA, gloo on CPU)')
     if is_train:
@@ -28,6 +30,28 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
 
 
+def _shipped_or_path(path: str) -> str:
+    from .options import resolve_option_file  # here: options imports this module
+
+    return resolve_option_file(path)
+
+
+def basicsr_argv(prog: str, args: argparse.Namespace, opt_path: Optional[str] = None) -> list[str]:
+    """The command line to put in ``sys.argv`` for basicsr, which parses it again itself.
+
+    Rebuilt from the parsed arguments, so that basicsr reads the option file found here (a shipped file named by
+    its bare name, or ``opt_path``), not the text the user typed.
+    """
+    argv = [prog, '-opt', opt_path or args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
+    if getattr(args, 'auto_resume', False):
+        argv.append('--auto_resume')
+    if args.debug:
+        argv.append('--debug')
+    if args.force_yml:
+        argv += ['--force_yml', *args.force_yml]
+    return argv
+
+
 def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace, is_train: bool) -> dict:
     """The option dict the run will use (file plus ``--force_yml``), checked before anything is created.
 
@@ -36,6 +60,9 @@ def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namesp
     and the run goes on. On resume, pretrained files are not required (basicsr loads
     the experiment's own).
     """
+    from . import register
+
+    register()  # basicsr adaptations and registration, now that the arguments are parsed
     from .option_check import read_options  # imports the registries (torch, basicsr)
 
     opt, report = read_options(args.opt, args.force_yml or (), is_train,

@@ -4,7 +4,7 @@ Re-saves any generator the plugin can load as
 
 * ``.pth``: basicsr's ``{'params': state_dict}``, loadable by basicsr, Real-ESRGAN and this plugin;
 * ``.safetensors``: the same tensors without pickle, with the architecture in the metadata;
-* ``.onnx`` (optional extra ``pip install -e ".[onnx]"``): dynamic batch/height/width, checked against PyTorch
+* ``.onnx`` (optional packages: ``pip install onnx onnxruntime``): dynamic batch/height/width, checked against PyTorch
   with ONNX Runtime on a small random input.
 """
 from __future__ import annotations
@@ -14,13 +14,11 @@ import os
 import warnings
 from typing import Optional, Sequence
 
-import numpy as np
-import torch
-
-from . import fileio
 from .cli import run_main, say
-from .checkpoint import infer_arch_params, load_generator
 from .errors import UserFacingError
+
+# numpy, torch and the modules that use them are imported below build_parser(), so that the command answers
+# -h and usage errors before paying for them; the functions here use them only when called.
 
 FORMATS = ('.pth', '.safetensors', '.onnx')
 
@@ -49,7 +47,7 @@ def _require_onnx():
         import onnxruntime
     except ImportError as err:
         raise UserFacingError(f'ONNX export needs the optional packages onnx and onnxruntime ({err.name} is missing); '
-                              'install them with pip install -e ".[onnx]" (or pip install onnx onnxruntime).') from None
+                              'install them with pip install onnx onnxruntime.') from None
     return onnxruntime
 
 
@@ -83,7 +81,7 @@ def export_onnx(net: torch.nn.Module, path: str, check_size: int = 16, opset: in
     return float(np.abs(onnx_out - torch_out).max())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.export',
         description='Save a generator checkpoint of any layout as basicsr .pth, .safetensors (architecture in the '
@@ -92,6 +90,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('-o', '--output', required=True, help='output file: .pth, .safetensors or .onnx')
     parser.add_argument('--param_key', choices=['params', 'params_ema'], default=None,
                         help='which weights of basicsr files to export (default: EMA when present)')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from . import fileio, register  # noqa: E402
+
+register()  # basicsr adaptations before the modules below import basicsr
+from .checkpoint import infer_arch_params, load_generator  # noqa: E402
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in FORMATS:

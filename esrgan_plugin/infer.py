@@ -15,17 +15,11 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-import cv2
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from . import fileio
 from .cli import run_main, say
-from .checkpoint import load_generator
 from .errors import UserFacingError
-from .fast_inference import PRECISIONS, choose_dtype, prepare_generator
-from .tiling import count_tiles, iter_tiles
+
+# numpy, OpenCV, torch and the modules that use them are imported below build_parser(), so that the
+# command answers -h and usage errors before paying for them; the functions here use them only when called.
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
 OUTPUT_EXTENSIONS = ('auto', 'png', 'jpg', 'webp', 'tiff')
@@ -33,8 +27,7 @@ OUTPUT_EXTENSIONS = ('auto', 'png', 'jpg', 'webp', 'tiff')
 # 1 level of untiled ones on ~0.01 % of values; 384-pixel tiles keep the compute overhead of that context at 2.25x.
 DEFAULT_TILE = 384
 DEFAULT_TILE_PAD = 96
-_LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
-                  '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
+PRECISION_NAMES = ('fp32', 'fp16', 'bf16')  # the keys of fast_inference.PRECISIONS
 
 
 class ImageReadError(UserFacingError):
@@ -291,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f'(default {DEFAULT_TILE})')
     parser.add_argument('--tile-pad', type=int, default=DEFAULT_TILE_PAD,
                         help=f'context pixels around each tile (default {DEFAULT_TILE_PAD}); see README for exactness')
-    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+    parser.add_argument('--precision', choices=PRECISION_NAMES, default='fp32',
                         help='compute precision: fp32 (default, exact); bf16 (weights in bf16, channels_last), fast on '
                         'CPUs with native bf16 (AVX512-BF16/AMX), slower than fp32 on others; fp16 for CUDA (on the '
                         'CPU it falls back to fp32)')
@@ -299,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=[True, 'default', 'reduce-overhead', 'max-autotune'],
                         help='torch.compile the generator (optionally with a mode): faster per tile, but the first '
                         'image waits for the compilation (minutes on a small CPU)')
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='where to run the net: auto takes CUDA when present, else the CPU (default auto)')
     parser.add_argument('--outscale', type=float, default=None,
                         help='final scale, e.g. 3.5: the net output is resized (Lanczos up, area down)')
     parser.add_argument('--suffix', default='_out', help='appended to each output file name (default _out)')
@@ -310,6 +304,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--overwrite', action='store_true',
                         help='replace outputs that already exist (by default the command refuses to start)')
     return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from . import fileio, register  # noqa: E402
+
+register()  # basicsr adaptations before the modules below import basicsr
+from .checkpoint import load_generator  # noqa: E402
+from .fast_inference import PRECISIONS, choose_dtype, prepare_generator  # noqa: E402,F401
+from .tiling import count_tiles, iter_tiles  # noqa: E402
+
+_LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
+                  '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

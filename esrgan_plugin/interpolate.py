@@ -17,11 +17,10 @@ import argparse
 import os
 from typing import Mapping, Optional, Sequence
 
-import torch
-
-from . import fileio
 from .cli import run_main, say
-from .checkpoint import CheckpointError, StateDict, first_difference, load_generator_state
+
+# torch and the modules that use it are imported below build_parser(), so that the command answers -h and
+# usage errors before paying for them; the functions here use them only when called.
 
 
 def check_compatible(psnr: Mapping[str, torch.Tensor], gan: Mapping[str, torch.Tensor]) -> None:
@@ -73,7 +72,7 @@ def interpolate_files(psnr_path: str, gan_path: str, alphas: Sequence[float], ou
     return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.interpolate',
         description='Blend a PSNR-oriented and a GAN generator parameter by parameter (ESRGAN paper, section 4.4): '
@@ -93,6 +92,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
     parser.add_argument('--param_key', choices=['params', 'params_ema'], default=None,
                         help='which weights of basicsr files to use (default: EMA when present)')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import torch  # noqa: E402
+
+from . import fileio, register  # noqa: E402
+
+register()  # basicsr adaptations before the modules below import basicsr
+from .checkpoint import CheckpointError, StateDict, first_difference, load_generator_state  # noqa: E402
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.sweep is not None:
         from .sweep import parse_range

@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    import esrgan_plugin  # noqa: F401  basicsr adaptations before basicsr is used
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations before basicsr is used, once the arguments are parsed
 
     result = prepare(args.hr_dir, args.out_dir, scale=args.scale, crop=args.crop, step=args.step,
                      thresh=args.thresh, lr_dir=args.lr_dir, whole_image=args.whole_image,

@@ -21,6 +21,7 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from typing import Optional
@@ -115,6 +116,22 @@ class ESRGANPSNRModel(SRModel):
         if self.opt['num_gpu'] > 1:
             return DataParallel(net)
         return net
+
+    @master_only
+    def print_network(self, net: torch.nn.Module) -> None:
+        """The network's class and size in the log and on the console; its full printout in the log file only.
+
+        basicsr logs ``str(net)`` too, about 700 lines for the paper's generator, which buried the console
+        output of every run. The printout is handed to the logger's file handlers alone.
+        """
+        bare = self.get_bare_model(net)
+        logger = get_root_logger()
+        logger.info(f'Network: {type(bare).__name__}, with parameters: {sum(p.numel() for p in bare.parameters()):,d}'
+                    ' (layers listed in the log file)')
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, str(bare), None, None)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
 
     def get_bare_model(self, net: torch.nn.Module) -> torch.nn.Module:
         """Unwraps torch.compile's wrapper too (the model keeps none, but callers may)."""

@@ -456,6 +456,9 @@ def main(argv: Optional[list] = None) -> int:
         'python -m esrgan_plugin.schema > esrgan_options.schema.json')
     parser.add_argument('-o', '--output', help='write to this file instead of standard output')
     args = parser.parse_args(argv)
+    from . import register
+
+    register()  # the schema lists the registered classes; registration waits until the arguments are parsed
     text = json.dumps(json_schema(), indent=1)
     if args.output:
         with open(args.output, 'w', encoding='utf-8') as f:

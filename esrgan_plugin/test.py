@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, check_options_or_exit, run_main
+from .cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main, say
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,7 +23,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     from basicsr.test import test_pipeline
     from .precision import check_options, planned_device_type
     check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
@@ -31,8 +32,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .metrics import check_weights_available
     check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
 
-    sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
-    test_pipeline(os.getcwd())
+    from .generator_options import option_file_for_basicsr
+    # network_g read from the checkpoint when the file has none; a disagreeing one stops here, before any folder
+    with option_file_for_basicsr(args.opt, opt, args.force_yml) as (opt_path, note):
+        if note:
+            say(note)
+        sys.argv = basicsr_argv(parser.prog, args, opt_path)  # basicsr parses sys.argv itself
+        test_pipeline(os.getcwd())
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 
-from .cli import add_basicsr_arguments, check_options_or_exit, run_main
+from .cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -26,7 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     opt = check_options_or_exit(parser, args, is_train=True)  # exits 2 listing every problem
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
 
     from .train_loop import train_pipeline
     from .perceptual_loss import check_vgg19_available
@@ -37,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .metrics import check_weights_available
     check_weights_available((opt.get('val') or {}).get('metrics'))  # LPIPS weights, before any folder
 
-    sys.argv = [parser.prog] + argv  # basicsr parses sys.argv itself
+    sys.argv = basicsr_argv(parser.prog, args)  # basicsr parses sys.argv itself
     return train_pipeline(os.getcwd())
 
 

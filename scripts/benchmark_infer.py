@@ -26,9 +26,27 @@ import tempfile
 import time
 from typing import Callable
 
-import cv2
-import numpy as np
-import torch
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', type=int, default=64, help='input side in pixels (default 64)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row, the median is reported')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads (default 2)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--compile', action='store_true', help='add a torch.compile row (compiles first, slow)')
+    parser.add_argument('--num-block', type=int, default=23, help='RRDBs when the trained weights are absent')
+    parser.add_argument('--skip', nargs='+', default=[], metavar='WORD',
+                        help='leave out the rows whose name contains WORD, e.g. --skip NCHW (emulated bf16 in NCHW '
+                        'takes minutes per forward on CPUs without native bf16)')
+    parser.add_argument('--command', action='store_true', help='time whole commands (the issue target) instead')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
@@ -210,17 +228,7 @@ def bench_commands(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--size', type=int, default=64, help='input side in pixels (default 64)')
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row, the median is reported')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads (default 2)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    parser.add_argument('--compile', action='store_true', help='add a torch.compile row (compiles first, slow)')
-    parser.add_argument('--num-block', type=int, default=23, help='RRDBs when the trained weights are absent')
-    parser.add_argument('--skip', nargs='+', default=[], metavar='WORD',
-                        help='leave out the rows whose name contains WORD, e.g. --skip NCHW (emulated bf16 in NCHW '
-                        'takes minutes per forward on CPUs without native bf16)')
-    parser.add_argument('--command', action='store_true', help='time whole commands (the issue target) instead')
+    parser = build_parser()
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available here; use --device cpu')

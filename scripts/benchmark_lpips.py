@@ -19,6 +19,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--images', default='../shared/data/Set14/GTmod12', help='folder of PNG images')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--limit', type=int, default=None, help='use only the first N images')
+    parser.add_argument('--nets', nargs='+', choices=['alex', 'vgg'], default=['alex', 'vgg'])
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
@@ -27,11 +40,7 @@ from esrgan_plugin import lpips_metric  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--images', default='../shared/data/Set14/GTmod12', help='folder of PNG images')
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--limit', type=int, default=None, help='use only the first N images')
-    parser.add_argument('--nets', nargs='+', choices=['alex', 'vgg'], default=['alex', 'vgg'])
+    parser = build_parser()
     args = parser.parse_args()
     import lpips  # the reference implementation
 

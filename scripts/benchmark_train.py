@@ -38,8 +38,6 @@ import tempfile
 import time
 from datetime import datetime
 
-import torch
-
 ROWS = {  # name: the plugin's precision options (None: basicsr's own model)
     'basicsr': None,
     'fp32': {},
@@ -50,6 +48,29 @@ ROWS = {  # name: the plugin's precision options (None: basicsr's own model)
     'fp16-cl': {'amp': 'fp16', 'channels_last': True},
     'fp16-cl-compile': {'amp': 'fp16', 'channels_last': True, 'compile': True},
 }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('--mode', choices=['l1', 'gan'], default='gan')
+    parser.add_argument('--via', choices=['step', 'cli'], default='step')
+    parser.add_argument('--num-block', type=int, default=23, help='RRDB blocks of the generator (paper: 23)')
+    parser.add_argument('--batch', type=int, default=2, help='batch size (paper: 16)')
+    parser.add_argument('--gt-size', type=int, default=128, help='GT patch size (paper: 128)')
+    parser.add_argument('--rows', nargs='+', choices=list(ROWS), default=['basicsr', 'fp32', 'bf16', 'bf16-cl'])
+    parser.add_argument('--rounds', type=int, default=5, help='interleaved rounds')
+    parser.add_argument('--steps', type=int, default=1, help='timed steps per row and round')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed steps per row (per run with --via cli)')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='auto: CUDA when present')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before torch is imported
+
+import torch  # noqa: E402
+
 LOG_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO: \[.*iter:\s*([\d,]+)')
 
 
@@ -240,19 +261,10 @@ def bench_cli(args: argparse.Namespace, folder: str) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument('--mode', choices=['l1', 'gan'], default='gan')
-    parser.add_argument('--via', choices=['step', 'cli'], default='step')
-    parser.add_argument('--num-block', type=int, default=23, help='RRDB blocks of the generator (paper: 23)')
-    parser.add_argument('--batch', type=int, default=2, help='batch size (paper: 16)')
-    parser.add_argument('--gt-size', type=int, default=128, help='GT patch size (paper: 128)')
-    parser.add_argument('--rows', nargs='+', choices=list(ROWS), default=['basicsr', 'fp32', 'bf16', 'bf16-cl'])
-    parser.add_argument('--rounds', type=int, default=5, help='interleaved rounds')
-    parser.add_argument('--steps', type=int, default=1, help='timed steps per row and round')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed steps per row (per run with --via cli)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser = build_parser()
     args = parser.parse_args()
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if 'basicsr' not in args.rows:
         args.rows.insert(0, 'basicsr')
 

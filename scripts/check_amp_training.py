@@ -12,7 +12,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--iters', type=int, default=200)
+    parser.add_argument('--last', type=int, default=50, help='iterations averaged at the end')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], default='bf16')
+    parser.add_argument('--no-channels-last', action='store_true')
+    parser.add_argument('--tolerance', type=float, default=0.05, help='relative difference allowed')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before torch is imported
+
+import torch  # noqa: E402
 
 
 def options(amp: str, channels_last: bool, device: str) -> dict:
@@ -58,13 +72,7 @@ def pixel_losses(amp: str, channels_last: bool, iters: int, device: str) -> list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--iters', type=int, default=200)
-    parser.add_argument('--last', type=int, default=50, help='iterations averaged at the end')
-    parser.add_argument('--amp', choices=['bf16', 'fp16'], default='bf16')
-    parser.add_argument('--no-channels-last', action='store_true')
-    parser.add_argument('--tolerance', type=float, default=0.05, help='relative difference allowed')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.last > args.iters:
         parser.error('--last must not exceed --iters')

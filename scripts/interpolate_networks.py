@@ -1,6 +1,12 @@
 """Same as ``python -m esrgan_plugin.interpolate``; kept for users of the ESRGAN repository's script name."""
-from esrgan_plugin.cli import run_main
-from esrgan_plugin.interpolate import main
+import os
+import sys
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if __name__ == '__main__':
-    run_main(main)
+    # Hand over to `python -m esrgan_plugin.interpolate` with this checkout first on the path. Run that way the
+    # command parses its arguments, and answers -h, before importing torch; `import esrgan_plugin` from here
+    # would import torch and basicsr first.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [CHECKOUT, os.environ.get('PYTHONPATH')])))
+    os.execve(sys.executable, [sys.executable, '-m', 'esrgan_plugin.interpolate', *sys.argv[1:]], env)

@@ -15,9 +15,24 @@ from __future__ import annotations
 import argparse
 import os
 
-import cv2
-import numpy as np
-import torch
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--photos', nargs='+', default=['baboon', 'barbara', 'zebra'],
+                        help='Set14 ground-truth photos used as LR inputs')
+    parser.add_argument('--rows', type=int, default=24)
+    parser.add_argument('--cols', type=int, default=256, help='strip width; the cut is in the middle')
+    parser.add_argument('--tile', type=int, default=256, help='tile side for the layout estimate')
+    parser.add_argument('--pads', type=int, nargs='+', default=[32, 48, 64, 80, 96, 112, 128])
+    parser.add_argument('--threads', type=int, default=2)
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
@@ -29,14 +44,7 @@ def to_8bit(out: torch.Tensor) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--photos', nargs='+', default=['baboon', 'barbara', 'zebra'],
-                        help='Set14 ground-truth photos used as LR inputs')
-    parser.add_argument('--rows', type=int, default=24)
-    parser.add_argument('--cols', type=int, default=256, help='strip width; the cut is in the middle')
-    parser.add_argument('--tile', type=int, default=256, help='tile side for the layout estimate')
-    parser.add_argument('--pads', type=int, nargs='+', default=[32, 48, 64, 80, 96, 112, 128])
-    parser.add_argument('--threads', type=int, default=2)
+    parser = build_parser()
     args = parser.parse_args()
 
     import esrgan_plugin  # noqa: F401  registration

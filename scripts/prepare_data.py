@@ -2,11 +2,11 @@
 import os
 import sys
 
-# Run from a clone without installing: the checkout comes first on the path.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from esrgan_plugin.cli import run_main  # noqa: E402
-from esrgan_plugin.prepare_data import main  # noqa: E402
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if __name__ == '__main__':
-    run_main(main, sys.argv[1:])
+    # Hand over to `python -m esrgan_plugin.prepare_data` with this checkout first on the path (so it runs without
+    # installing). Run that way the command parses its arguments, and answers -h, before importing torch;
+    # `import esrgan_plugin` from here would import torch and basicsr first.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [CHECKOUT, os.environ.get('PYTHONPATH')])))
+    os.execve(sys.executable, [sys.executable, '-m', 'esrgan_plugin.prepare_data', *sys.argv[1:]], env)

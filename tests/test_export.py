@@ -63,7 +63,8 @@ def test_onnx_round_trip(tmp_path, source):
 
 def test_onnx_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if not installed
-    with pytest.raises(UserFacingError, match=r'pip install -e "\.\[onnx\]"'):
+    # a hint that works for an installed package as well as for a clone (no -e ".[onnx]")
+    with pytest.raises(UserFacingError, match=r'pip install onnx onnxruntime\.$'):
         export._require_onnx()
 
 

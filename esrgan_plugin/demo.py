@@ -1,0 +1,343 @@
+"""``python -m esrgan_plugin.demo``: the whole ESRGAN method, end to end, on photos bundled with scikit-image.
+
+1. writes ten training photos and two held-out ones (coffee, chelsea) to <out>/photos (nothing is downloaded);
+2. builds sub-image LMDBs with MATLAB-bicubic x4 LR (``esrgan_plugin.prepare_data``);
+3. trains the PSNR-oriented stage, then the GAN stage from it, with a reduced RRDBNet, through
+   ``python -m esrgan_plugin.train`` like any user run. The GAN stage's perceptual loss is the paper's ImageNet
+   VGG19 when torchvision's file is on disk, else ``ESRGANStandInPerceptualLoss`` (README, "Try it", says why);
+4. evaluates bicubic, the PSNR model, ESRGAN and their network interpolation (alpha 0.8) on the held-out photos:
+   PSNR/SSIM (Y, 4-pixel border), NIQE (no reference; lower looks more natural) and the shift of each colour
+   channel's mean against the ground truth; writes the SR images and a comparison figure with zoomed crops.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+from .cli import run_main, say
+from .errors import UserFacingError
+
+TRAIN_PHOTOS = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'stereo_motorcycle', 'retina',
+                'camera', 'brick', 'grass', 'gravel')
+TEST_PHOTOS = ('coffee', 'chelsea')
+SCALE = 4
+GT_SIZE = 64
+INTERPOLATION_ALPHA = 0.8
+# Result folder of each method: plain names, no spaces or commas, so they are easy to use in a shell.
+METHODS = {'bicubic': 'bicubic', 'PSNR model': 'psnr_model', 'ESRGAN': 'esrgan',
+           f'interpolated (alpha {INTERPOLATION_ALPHA})': f'interpolated_alpha{INTERPOLATION_ALPHA}'}
+MAX_COLOR_SHIFT = 2.0  # levels of 255: the acceptance bound on a channel mean's shift against the ground truth
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m esrgan_plugin.demo', description=__doc__.split('\n\n')[0].strip('`: '),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--out', default='demo_output', help='folder for photos, data, experiments and results')
+    parser.add_argument('--psnr-iters', type=int, default=1200, help='iterations of the PSNR-oriented stage')
+    parser.add_argument('--gan-iters', type=int, default=150, help='iterations of the GAN stage')
+    parser.add_argument('--batch', type=int, default=16, help='batch size of both stages')
+    # A reduced RRDBNet: the paper's blocks, fewer and narrower, so that it trains on a CPU in minutes.
+    parser.add_argument('--num-feat', type=int, default=32, help='generator trunk channels (paper: 64)')
+    parser.add_argument('--num-block', type=int, default=3, help='generator RRDB blocks (paper: 23)')
+    parser.add_argument('--overwrite', action='store_true', help='start again if --out already holds a demo')
+    return parser
+
+
+if __name__ == '__main__':
+    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from . import fileio  # noqa: E402
+
+
+def step(message: str) -> None:
+    say(f'\n==> {message}')
+
+
+def save_photos(out: str) -> tuple[str, str]:
+    import skimage.data
+
+    train_dir, test_dir = os.path.join(out, 'photos', 'train'), os.path.join(out, 'photos', 'test')
+    for folder, names in ((train_dir, TRAIN_PHOTOS), (test_dir, TEST_PHOTOS)):
+        for name in names:
+            img = getattr(skimage.data, name)()
+            img = img[0] if isinstance(img, tuple) else img  # stereo_motorcycle: (left, right, disparity)
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+            fileio.save_image(img, os.path.join(folder, f'{name}.png'))
+    return train_dir, test_dir
+
+
+def ema_decay(iters: int) -> float:
+    """EMA over about the last tenth of the run.
+
+    The paper's 0.999 averages over ~1000 steps: in a run of a few hundred it would still hold mostly the
+    random initial weights (and their colours).
+    """
+    return max(0.0, 1.0 - 10.0 / max(iters, 1))
+
+
+def network_g(num_feat: int, num_block: int) -> dict:
+    """The generator: the paper's RRDBNet with ``num_feat`` channels, ``num_block`` RRDBs, growth num_feat / 2."""
+    return {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': num_feat,
+            'num_block': num_block, 'num_grow_ch': max(num_feat // 2, 1)}
+
+
+def common_options(name: str, args: argparse.Namespace, data, test_data, total_iter: int) -> dict:
+    return {
+        'name': name, 'scale': SCALE, 'num_gpu': 'auto', 'manual_seed': 0,
+        'datasets': {
+            'train': {'name': 'skimage_photos', 'type': 'DIV2KPairedDataset', 'dataroot_gt': data.dataroot_gt,
+                      'dataroot_lq': data.dataroot_lq, 'io_backend': {'type': 'lmdb'}, 'gt_size': GT_SIZE,
+                      'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 1, 'batch_size_per_gpu': args.batch,
+                      'dataset_enlarge_ratio': 50},
+            'val': {'name': 'heldout', 'type': 'DIV2KPairedDataset', 'dataroot_gt': test_data.dataroot_gt,
+                    'dataroot_lq': test_data.dataroot_lq, 'io_backend': {'type': 'disk'}},
+        },
+        'network_g': network_g(args.num_feat, args.num_block),
+        'path': {'pretrain_network_g': None, 'resume_state': None},
+        'val': {'val_freq': total_iter, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
+        'logger': {'print_freq': max(total_iter // 10, 1), 'save_checkpoint_freq': total_iter,
+                   'use_tb_logger': True},
+    }
+
+
+def psnr_options(args: argparse.Namespace, data, test_data) -> dict:
+    iters = args.psnr_iters
+    opt = common_options('demo_psnr', args, data, test_data, iters)
+    opt['model_type'] = 'ESRGANPSNRModel'
+    opt['train'] = {
+        'ema_decay': ema_decay(iters),
+        # A higher rate than the paper's 2e-4 suits the small network and the short run.
+        'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+        'scheduler': {'type': 'MultiStepLR', 'milestones': [max(iters * 3 // 4, 1)], 'gamma': 0.5},
+        'total_iter': iters,
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+    }
+    return opt
+
+
+def perceptual_options(vgg19_file: Optional[str]) -> dict:
+    """The paper's VGG19 conv5_4 loss when the ImageNet file is there, else the training-free stand-in."""
+    if vgg19_file:
+        return {'type': 'ESRGANPerceptualLoss', 'layer': 'conv5_4', 'loss_weight': 1.0, 'vgg_weights': vgg19_file}
+    return {'type': 'ESRGANStandInPerceptualLoss', 'loss_weight': 1.0, 'scale': SCALE}
+
+
+def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg19_file: Optional[str]) -> dict:
+    iters = args.gan_iters
+    opt = common_options('demo_esrgan', args, data, test_data, iters)
+    opt['model_type'] = 'ESRGANRaGANModel'
+    opt['network_d'] = {'type': 'ESRGANVGGDiscriminator', 'num_in_ch': 3, 'num_feat': 32, 'input_size': GT_SIZE}
+    opt['path']['pretrain_network_g'] = psnr_model
+    opt['train'] = {
+        'ema_decay': ema_decay(iters),
+        'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
+        'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
+        'total_iter': iters,  # no scheduler: the rate stays constant over this short run
+        # The paper's loss: L_percep + 5e-3 L_G^Ra + 1e-2 L_1.
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
+        'perceptual_opt': perceptual_options(vgg19_file),
+        'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
+    }
+    return opt
+
+
+def train(opt: dict, out: str) -> str:
+    """One stage through the train command, as a user runs it; returns its final generator checkpoint."""
+    path = os.path.join(out, 'options', f'{opt["name"]}.yml')
+    fileio.save_text(yaml.safe_dump(opt, sort_keys=False), path)
+    result = subprocess.run([sys.executable, '-m', 'esrgan_plugin.train', '-opt', os.path.abspath(path)], cwd=out)
+    if result.returncode:
+        raise UserFacingError(f'training stage {opt["name"]} failed (exit code {result.returncode}); its log is in '
+                              f'{os.path.join(out, "experiments", opt["name"])}')
+    return os.path.join(out, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
+
+
+# ------------------------------------------------------------------ evaluation
+def upscale(net, lr_bgr: np.ndarray) -> np.ndarray:
+    import torch
+    from basicsr.utils import img2tensor, tensor2img
+
+    with torch.no_grad():
+        out = net(img2tensor(lr_bgr.astype(np.float32) / 255.0, bgr2rgb=True).unsqueeze(0))
+    return tensor2img(out, rgb2bgr=True)
+
+
+def matlab_bicubic_up(lr_bgr: np.ndarray) -> np.ndarray:
+    from basicsr.utils.matlab_functions import imresize
+
+    up = imresize(lr_bgr.astype(np.float64) / 255.0, SCALE)
+    return (np.clip(up, 0, 1) * 255.0).round().astype(np.uint8)
+
+
+def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Mean of each channel (B, G, R) of ``sr`` minus that of ``gt``, in levels of 255."""
+    return sr.reshape(-1, 3).astype(np.float64).mean(0) - gt.reshape(-1, 3).astype(np.float64).mean(0)
+
+
+def scores(sr: np.ndarray, gt: np.ndarray) -> dict:
+    from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
+
+    return {'psnr': calculate_psnr(sr, gt, crop_border=4, test_y_channel=True),
+            'ssim': calculate_ssim(sr, gt, crop_border=4, test_y_channel=True),
+            'niqe': float(calculate_niqe(sr, crop_border=4)),
+            'shift': float(np.abs(color_shift(sr, gt)).max())}
+
+
+def detailed_window(gt: np.ndarray, size: int = 96, stride: int = 8) -> tuple[int, int]:
+    """Top-left corner of the ``size`` x ``size`` window of the ground truth with the most edge energy."""
+    gray = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    energy = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    integral = cv2.integral(energy)
+    best, corner = -1.0, (0, 0)
+    for y in range(0, gt.shape[0] - size + 1, stride):
+        for x in range(0, gt.shape[1] - size + 1, stride):
+            total = integral[y + size, x + size] - integral[y, x + size] - integral[y + size, x] + integral[y, x]
+            if total > best:
+                best, corner = total, (y, x)
+    return corner
+
+
+def panel(img: np.ndarray, label: str, width: int, window: Optional[tuple[int, int, int]] = None) -> np.ndarray:
+    """``img`` scaled to ``width`` under a label strip; ``window`` (y, x, size) is outlined."""
+    img = img.copy()
+    if window:
+        y, x, size = window
+        cv2.rectangle(img, (x, y), (x + size - 1, y + size - 1), (0, 220, 255), max(1, img.shape[1] // 200))
+    height = round(img.shape[0] * width / img.shape[1])
+    interpolation = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_NEAREST
+    body = cv2.resize(img, (width, height), interpolation=interpolation)
+    strip = np.full((28, width, 3), 32, np.uint8)
+    cv2.putText(strip, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([strip, body], axis=0)
+
+
+def side_by_side(panels: list[np.ndarray], gap: int) -> np.ndarray:
+    spacer = np.full((panels[0].shape[0], gap, 3), 255, np.uint8)
+    pieces = [piece for p in panels for piece in (p, spacer)][:-1]
+    return np.concatenate(pieces, axis=1)
+
+
+def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300, gap: int = 6) -> np.ndarray:
+    """For each photo: the whole images side by side, then a zoom into its most detailed region.
+
+    Every panel has the same width, so every row has the same width whatever the photo's size.
+    """
+    lines = []
+    for photo, outputs, gt in rows:
+        size = min(96, *gt.shape[:2])
+        y, x = detailed_window(gt, size)
+        images = {**outputs, 'ground truth': gt}
+        lines.append(side_by_side([panel(img, f'{photo}: {label}', width, (y, x, size))
+                                   for label, img in images.items()], gap))
+        lines.append(side_by_side([panel(img[y:y + size, x:x + size], f'{label}, zoomed', width)
+                                   for label, img in images.items()], gap))
+    separator = np.full((gap * 2, lines[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([piece for line in lines for piece in (line, separator)][:-1], axis=0)
+
+
+def evaluate(nets: dict, test_data, out: str) -> dict:
+    """SR images, scores per method and photo, and the comparison figure."""
+    results = {label: {} for label in METHODS}
+    rows = []
+    for gt_name in sorted(os.listdir(test_data.gt_folder)):
+        photo = os.path.splitext(gt_name)[0]
+        gt = cv2.imread(os.path.join(test_data.gt_folder, gt_name))
+        lr = cv2.imread(os.path.join(test_data.lq_folder, gt_name))
+        outputs = {'bicubic': matlab_bicubic_up(lr)}
+        outputs.update({label: upscale(net, lr) for label, net in nets.items()})
+        for label, sr in outputs.items():
+            results[label][photo] = scores(sr, gt)
+            fileio.save_image(sr, os.path.join(out, 'results', METHODS[label], gt_name))
+        rows.append((photo, outputs, gt))
+    fileio.save_image(comparison_figure(rows), os.path.join(out, 'comparison.png'))
+    return results
+
+
+def report(results: dict, out: str, perceptual: str) -> None:
+    photos = list(next(iter(results.values())))
+    say(f'\n{"method":<28}{"PSNR (dB)":>10}{"SSIM":>8}{"NIQE":>7}   max colour shift per photo (levels)')
+    for label, per_photo in results.items():
+        mean = {k: np.mean([s[k] for s in per_photo.values()]) for k in ('psnr', 'ssim', 'niqe')}
+        shifts = ', '.join(f'{photo} {per_photo[photo]["shift"]:.2f}' for photo in photos)
+        say(f'{label:<28}{mean["psnr"]:>10.2f}{mean["ssim"]:>8.4f}{mean["niqe"]:>7.2f}   {shifts}')
+    say(f'(PSNR/SSIM on Y with a 4-pixel border and NIQE: means over {", ".join(photos)}; GAN stage perceptual '
+        f'loss: {perceptual})')
+    worst = max(s['shift'] for per_photo in results.values() for s in per_photo.values())
+    if worst >= MAX_COLOR_SHIFT:
+        say(f'warning: a colour channel of some output is {worst:.1f} levels off the ground truth', error=True)
+    niqe = {label: np.mean([s['niqe'] for s in results[label].values()]) for label in ('PSNR model', 'ESRGAN')}
+    verdict = 'lower: it looks more natural, as the paper claims' if niqe['ESRGAN'] < niqe['PSNR model'] else \
+        'not lower: train the GAN stage longer (--gan-iters)'
+    say(f'ESRGAN\'s NIQE {niqe["ESRGAN"]:.2f} against the PSNR model\'s {niqe["PSNR model"]:.2f}: {verdict}')
+    say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
+    say(f'side by side:    {os.path.join(out, "comparison.png")}')
+    say(f'training logs:   {os.path.join(out, "experiments", "demo_psnr")}/train_demo_psnr_*.log and '
+        f'{os.path.join(out, "experiments", "demo_esrgan")}/train_demo_esrgan_*.log')
+    say(f'loss curves:     tensorboard --logdir {os.path.join(out, "tb_logger")}')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if min(args.psnr_iters, args.gan_iters, args.batch, args.num_feat, args.num_block) < 1:
+        build_parser().error('--psnr-iters, --gan-iters, --batch, --num-feat and --num-block must be at least 1')
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and os.listdir(out):
+        if not args.overwrite:
+            raise UserFacingError(f'{out} already exists; pass --overwrite to start again or --out for another '
+                                  'folder.')
+        shutil.rmtree(out)
+    start = time.time()
+    from . import register
+
+    register()
+    from .checkpoint import load_generator
+    from .interpolate import interpolate
+    from .perceptual_loss import default_vgg19_path
+    from .prepare_data import prepare
+
+    step(f'Writing photos bundled with scikit-image (training: {", ".join(TRAIN_PHOTOS)}; held out: '
+         f'{", ".join(TEST_PHOTOS)})')
+    train_dir, test_dir = save_photos(out)
+
+    step('Building LMDBs of 96x96 sub-images with MATLAB-bicubic x4 LR (esrgan_plugin.prepare_data)')
+    data = prepare(train_dir, os.path.join(out, 'data', 'train'), scale=SCALE, crop=96, step=48, workers=2)
+    test_data = prepare(test_dir, os.path.join(out, 'data', 'test'), scale=SCALE, whole_image=True, lmdb=False,
+                        folders=True, workers=1)
+    say(f'{data.num_pairs} training pairs, {test_data.num_pairs} held-out images')
+
+    step(f'Stage 1: PSNR-oriented training, L1 loss, {args.psnr_iters} iterations')
+    psnr_model = train(psnr_options(args, data, test_data), out)
+
+    vgg19_file = default_vgg19_path() if os.path.isfile(default_vgg19_path()) else None
+    perceptual = (f'the paper\'s, ImageNet VGG19 conv5_4 from {vgg19_file}' if vgg19_file else
+                  f'the training-free stand-in (colour L1 + random-feature Gram texture), because {default_vgg19_path()}'
+                  ' is absent; put torchvision\'s VGG19 file there for the paper\'s loss')
+    step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations; '
+         f'perceptual loss: {perceptual}')
+    gan_model = train(gan_options(args, data, test_data, psnr_model, vgg19_file), out)
+
+    step('Evaluating on the held-out photos')
+    psnr_net, gan_net = load_generator(psnr_model), load_generator(gan_model)
+    # Network interpolation (paper section 4.4): 0.8 of the GAN model's weights, 0.2 of the PSNR model's.
+    interp_net = load_generator(psnr_model)
+    interp_net.load_state_dict(interpolate(psnr_net.state_dict(), gan_net.state_dict(), INTERPOLATION_ALPHA))
+    labels = list(METHODS)
+    results = evaluate(dict(zip(labels[1:], (psnr_net, gan_net, interp_net))), test_data, out)
+    report(results, out, 'ImageNet VGG19' if vgg19_file else 'stand-in')
+    say(f'took {(time.time() - start) / 60:.1f} min')
+    return 0
+
+
+if __name__ == '__main__':
+    run_main(main)

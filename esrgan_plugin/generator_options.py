@@ -1,0 +1,114 @@
+"""``network_g`` for evaluation, read off the checkpoint.
+
+``infer`` and ``export`` read the generator's architecture from the file; the
+test command does the same: when the option file has no ``network_g`` (or
+``network_g: {type: auto}``), the generator is built with the architecture of
+``path.pretrain_network_g``. A ``network_g`` that is given must agree with the
+file; a disagreement stops the run with one line, before basicsr creates any
+folder. basicsr reads the option file itself (from ``sys.argv``), so a resolved
+copy is written to a temporary folder and handed to it instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import os
+import tempfile
+from typing import Iterator, Optional, Sequence
+
+import yaml
+
+from .checkpoint import infer_arch_params, load_generator_state
+from .errors import UserFacingError
+from .rrdbnet_arch import ESRGANRRDBNet
+
+AUTO = 'auto'
+GENERATOR_TYPE = 'ESRGANRRDBNet'
+
+
+def apply_overrides(opt: dict, entries: Optional[Sequence[str]]) -> dict:
+    """A copy of ``opt`` with ``--force_yml key:sub=value`` entries applied, values read as basicsr reads them.
+
+    basicsr applies the same entries again to the file it is handed, which changes nothing; applying them here
+    tells us which checkpoint and which ``network_g`` the run will really use.
+    """
+    from basicsr.utils.options import _postprocess_yml_value  # basicsr's own reading of override values
+
+    opt = copy.deepcopy(opt)
+    for entry in entries or []:
+        keys, _, value = entry.partition('=')
+        *parents, last = [k.strip() for k in keys.split(':')]
+        node = opt
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = _postprocess_yml_value(value.strip())
+    return opt
+
+
+def _described(params: dict) -> str:
+    return f'{GENERATOR_TYPE}(' + ', '.join(f'{k}={v}' for k, v in params.items()) + ')'
+
+
+def checkpoint_architecture(opt: dict, source: str) -> tuple[str, dict]:
+    """The checkpoint's path and the ``ESRGANRRDBNet`` arguments read off its tensors."""
+    path = (opt.get('path') or {}).get('pretrain_network_g')
+    if not path:
+        raise UserFacingError(f'{source}: path.pretrain_network_g is not set; the test needs a generator '
+                              'checkpoint there (its architecture is read from the file).')
+    path = os.path.expanduser(path)
+    state = load_generator_state(path, (opt.get('path') or {}).get('param_key_g'))
+    return path, infer_arch_params(state)
+
+
+def resolve_network_g(opt: dict, source: str) -> tuple[dict, Optional[str]]:
+    """``opt`` with ``network_g`` filled in from the checkpoint when absent or ``type: auto``.
+
+    Returns the (new) option dict and a sentence saying what was read from the file, or None when ``network_g``
+    was given; ``opt`` itself is never changed.
+
+    Raises:
+        UserFacingError: no checkpoint; an unreadable one; a given ``network_g`` or ``scale`` that disagrees with it.
+    """
+    given = opt.get('network_g') or {}
+    if given and given.get('type') not in (AUTO, GENERATOR_TYPE):
+        return opt, None  # another generator class: its options are the user's business
+    path, found = checkpoint_architecture(opt, source)
+    stated = {k: v for k, v in given.items() if k != 'type'}
+    if given.get('type') == GENERATOR_TYPE:  # what the constructor will build, its defaults included
+        defaults = {name: p.default for name, p in inspect.signature(ESRGANRRDBNet).parameters.items()}
+        stated = {**defaults, **stated}
+    for key, value in found.items():
+        if key in stated and stated[key] != value:
+            raise UserFacingError(
+                f'{source}: network_g.{key} is {stated[key]} but the checkpoint {path} has {key} {value} '
+                f'({_described(found)}); remove network_g, and the test reads the architecture from the file, '
+                'or correct it.')
+    if opt.get('scale') is not None and opt['scale'] != found['scale']:
+        raise UserFacingError(f'{source}: scale is {opt["scale"]} but the checkpoint {path} is an x{found["scale"]} '
+                              f'generator; set scale: {found["scale"]} or use an x{opt["scale"]} checkpoint.')
+    if given.get('type') == GENERATOR_TYPE:
+        return opt, None
+    resolved = copy.deepcopy(opt)
+    resolved['network_g'] = {'type': GENERATOR_TYPE, **found}
+    return resolved, f'network_g read from {path}: {_described(found)}'
+
+
+@contextlib.contextmanager
+def option_file_for_basicsr(opt_path: str, opt: dict, overrides: Optional[Sequence[str]] = None,
+                            ) -> Iterator[tuple[str, Optional[str]]]:
+    """Yield the option file basicsr should read, and the note of ``resolve_network_g``.
+
+    That is ``opt_path`` itself when its ``network_g`` is given, else a resolved copy in a temporary folder that
+    is removed afterwards. ``opt`` is the file's content and ``overrides`` the ``--force_yml`` entries.
+    """
+    resolved, note = resolve_network_g(apply_overrides(opt, overrides), opt_path)
+    if note is None:
+        yield opt_path, None
+        return
+    with tempfile.TemporaryDirectory(prefix='esrgan_plugin_test_') as folder:
+        path = os.path.join(folder, os.path.basename(opt_path))
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(f'# {opt_path} with {note}\n')
+            yaml.safe_dump(resolved, f, sort_keys=False)
+        yield path, note

@@ -1,0 +1,68 @@
+"""The demo, shortened: the GAN stage keeps the colours and lowers NIQE, and the run says where everything is."""
+import glob
+import os
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import PYTHON, subprocess_env
+from esrgan_plugin.demo import (INTERPOLATION_ALPHA, MAX_COLOR_SHIFT, METHODS, TEST_PHOTOS, comparison_figure,
+                                detailed_window)
+
+# A smaller generator and fewer, smaller batches than the real demo (about 100 CPU-seconds in all).
+SHORT = ['--psnr-iters', '600', '--gan-iters', '30', '--batch', '4', '--num-feat', '16', '--num-block', '1']
+
+
+def channel_shift(path, gt) -> float:
+    sr = cv2.imread(str(path)).astype(np.float64)
+    assert sr.shape == gt.shape
+    return float(np.abs(sr.mean(axis=(0, 1)) - gt.mean(axis=(0, 1))).max())
+
+
+@pytest.mark.slow
+def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_path):
+    from basicsr.metrics import calculate_niqe
+
+    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.demo', '--out', 'demo', *SHORT], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=1800, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / 'demo'
+    niqe = {'psnr_model': [], 'esrgan': []}
+    for photo in TEST_PHOTOS:
+        gt = cv2.imread(str(out / 'data' / 'test' / 'gt' / f'{photo}.png')).astype(np.float64)
+        shift = {folder: channel_shift(out / 'results' / folder / f'{photo}.png', gt) for folder in METHODS.values()}
+        assert shift['bicubic'] < MAX_COLOR_SHIFT
+        # The GAN stage adds no colour cast to the PSNR model it starts from (with a random VGG19 it added
+        # 15-19 levels). The PSNR model's own shift is what a short PSNR stage leaves (README, "Try it").
+        for folder in ('esrgan', f'interpolated_alpha{INTERPOLATION_ALPHA}'):
+            assert shift[folder] < shift['psnr_model'] + MAX_COLOR_SHIFT, (photo, shift)
+        for folder in niqe:
+            niqe[folder].append(calculate_niqe(cv2.imread(str(out / 'results' / folder / f'{photo}.png')), 4))
+    assert np.mean(niqe['esrgan']) < np.mean(niqe['psnr_model']), niqe  # the paper's claim
+    printed = dict(line.split(':', 1) for line in result.stdout.splitlines()[-5:] if ':' in line)
+    assert printed['SR images'].strip() == f'{out / "results"}/{{{",".join(METHODS.values())}}}/'
+    assert printed['side by side'].strip() == str(out / 'comparison.png')
+    assert os.path.isfile(out / 'comparison.png')
+    for stage in ('demo_psnr', 'demo_esrgan'):
+        assert str(out / 'experiments' / stage) in printed['training logs']
+        assert glob.glob(str(out / 'experiments' / stage / f'train_{stage}_*.log'))
+        assert glob.glob(str(out / 'tb_logger' / stage / 'events.out.tfevents.*'))
+    assert printed['loss curves'].strip() == f'tensorboard --logdir {out / "tb_logger"}'
+    assert not [name for name in os.listdir(out / 'results') if ' ' in name or ',' in name]
+
+
+def test_comparison_rows_have_equal_width_and_zoom_into_detail():
+    flat = np.full((120, 160, 3), 128, np.uint8)
+    detail = flat.copy()
+    detail[40:100, 90:150] = np.random.default_rng(0).integers(0, 256, (60, 60, 3))  # the only texture
+    y, x = detailed_window(detail, size=48)
+    inside = max(0, min(y + 48, 100) - max(y, 40)) * max(0, min(x + 48, 150) - max(x, 90))
+    assert inside >= 0.75 * 48 * 48, (y, x)
+    wide = np.full((80, 200, 3), 50, np.uint8)
+    figure = comparison_figure([('tall', {'a': detail, 'b': detail}, detail), ('wide', {'a': wide, 'b': wide}, wide)],
+                               width=100, gap=4)
+    assert figure.shape[1] == 3 * 100 + 2 * 4
+    # no padding: the right-most column of each photo's block carries image content, not a filler
+    assert (figure[:, -1] != 255).any() and (figure[:, -1] != 0).any()
