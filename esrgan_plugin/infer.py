@@ -285,9 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--tile-pad', type=int, default=DEFAULT_TILE_PAD,
                         help=f'context pixels around each tile (default {DEFAULT_TILE_PAD}); see README for exactness')
     parser.add_argument('--precision', choices=PRECISION_NAMES, default='fp32',
-                        help='compute precision: fp32 (default, exact); bf16 (weights in bf16, channels_last), fast on '
-                        'CPUs with native bf16 (AVX512-BF16/AMX), slower than fp32 on others; fp16 for CUDA (on the '
-                        'CPU it falls back to fp32)')
+                        help='compute precision: fp32 (default, exact); bf16: the fast path, weights in bf16 and '
+                        'channels_last on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA, fp32 in channels_last '
+                        'on other CPUs; fp16 for CUDA (on the CPU it falls back to fp32)')
     parser.add_argument('--compile', nargs='?', const=True, default=None, metavar='MODE',
                         choices=[True, 'default', 'reduce-overhead', 'max-autotune'],
                         help='torch.compile the generator (optionally with a mode): faster per tile, but the first '
@@ -339,7 +339,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if note:
         say(f'warning: {note}', error=True)
 
-    net = prepare_generator(load_generator(args.model), device, dtype, compile_mode=args.compile)
+    # Any reduced-precision request is a request for speed: channels_last even where bf16 fell back to fp32.
+    net = prepare_generator(load_generator(args.model), device, dtype, channels_last=args.precision != 'fp32',
+                            compile_mode=args.compile)
     real_inputs = {os.path.realpath(p) for p in inputs}
     failed = 0
     bar = tqdm(list(zip(inputs, outputs)), unit='image', disable=len(inputs) == 1)

@@ -138,7 +138,28 @@ def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
     assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
     monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
     dtype, note = infer.choose_dtype('bf16', torch.device('cpu'))
-    assert dtype == torch.bfloat16 and 'slower than fp32' in note
+    assert dtype == torch.float32 and 'slower than fp32' in note and 'channels_last' in note
+
+
+def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_path, monkeypatch):
+    """The fast path where bf16 is emulated: fp32 weights in channels_last, a note on stderr."""
+    monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
+    seen = {}
+    real_prepare = infer.prepare_generator
+
+    def spy(net, device, dtype=torch.float32, channels_last=None, compile_mode=None):
+        prepared = real_prepare(net, device, dtype, channels_last=channels_last, compile_mode=compile_mode)
+        seen['weight'] = prepared.conv_first.weight
+        return prepared
+
+    monkeypatch.setattr(infer, 'prepare_generator', spy)
+    torch.save({'params': tiny_generator(scale=4, seed=3).state_dict()}, tmp_path / 'net.pth')
+    write(tmp_path / 'a.png', np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8))
+    code = infer.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m', str(tmp_path / 'net.pth'),
+                       '--precision', 'bf16', '--device', 'cpu'])
+    assert code == 0 and (tmp_path / 'out' / 'a_out.png').is_file()
+    assert seen['weight'].dtype == torch.float32
+    assert seen['weight'].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_corrupt_and_missing_images_are_reported(tmp_path):

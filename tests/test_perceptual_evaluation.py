@@ -42,7 +42,7 @@ def write_options(tmp_path, name: str, net_path: str, gt_dir: str, lq_dir: str) 
         opt = yaml.safe_load(f)
     opt['name'] = name
     opt['datasets']['test_1'].update(name='tiny', dataroot_gt=gt_dir, dataroot_lq=lq_dir)
-    opt['network_g'].update(TINY_ARCH)
+    opt['network_g'] = {'type': 'ESRGANRRDBNet', **TINY_ARCH}
     opt['path']['pretrain_network_g'] = net_path
     if HAVE_LPIPS:
         opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips', 'net': 'alex', 'crop_border': 4}

@@ -298,7 +298,7 @@ def test_test_command_runs_in_val_precision(tmp_path, shared_data):
     for key in ('dataroot_gt', 'dataroot_lq'):
         opt['datasets']['test_1'][key] = os.path.join(shared_data, 'Set5', os.path.basename(
             opt['datasets']['test_1'][key]))
-    opt['network_g'].update(TINY_ARCH)
+    opt['network_g'] = {'type': 'ESRGANRRDBNet', **TINY_ARCH}
     opt['path']['pretrain_network_g'] = str(tmp_path / 'tiny.pth')
     opt['val'].update(amp='bf16', channels_last=True)
     (tmp_path / 'test.yml').write_text(yaml.safe_dump(opt))
