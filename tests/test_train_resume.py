@@ -267,10 +267,10 @@ def test_sigterm_saves_the_current_iteration_and_auto_resume_continues_exactly(t
     assert f'iter:{stopped_at + 1:8,d}' not in read_log(exp)  # the step in progress finished, no more
 
     total = stopped_at + 3
-    # The resumed and the straight runs run in this process: the stopped run's one CPU thread (subprocess_env),
-    # so that float sums are ordered alike; exactness holds for a given thread count.
+    # The resumed and the straight runs run in this process, with the stopped run's CPU threads, so that float
+    # sums are ordered alike; exactness holds for a given thread count.
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(env['OMP_NUM_THREADS']))
     request.addfinalizer(lambda: torch.set_num_threads(threads))
     assert run_here('-opt', yml, '--auto_resume', '--force_yml', f'train:total_iter={total}') == 0
     assert f'Resuming training from epoch: {(stopped_at - 1) // 4}, iter: {stopped_at}.' in log_lines
