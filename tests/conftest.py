@@ -1,3 +1,5 @@
+import contextlib
+import logging
 import os
 import socket
 import sys
@@ -17,6 +19,23 @@ def tiny_generator(scale: int = 4, seed: int = 0, **overrides) -> torch.nn.Modul
     from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
     torch.manual_seed(seed)
     return ESRGANRRDBNet(**{**TINY_ARCH, 'scale': scale, **overrides}).eval()
+
+
+@contextlib.contextmanager
+def basicsr_log_messages():
+    """Collect the messages basicsr's logger writes (it does not propagate to pytest's caplog)."""
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger('basicsr')
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # basicsr sets it only where it first creates the logger
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def free_port() -> int:

@@ -1,5 +1,4 @@
 """The training loop: its fixes of basicsr behaviour, the ``train.deterministic`` option, signal handling."""
-import logging
 import os
 import signal
 import time
@@ -7,26 +6,17 @@ import time
 import torch
 from basicsr.utils import MessageLogger
 
+from conftest import basicsr_log_messages
 from esrgan_plugin.stop_signals import StopSignals
 from esrgan_plugin.train_loop import EtaMessageLogger, determinism
 
 
 def _last_message(logger_class, current_iter, total_iter=10, seconds_per_iter=3.0):
     opt = {'name': 'eta', 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': total_iter}}
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger('basicsr')
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with basicsr_log_messages() as messages:
         msg_logger = logger_class(opt, 0, None)
         msg_logger.start_time = time.time() - seconds_per_iter * (current_iter + 1)
         msg_logger({'epoch': 0, 'iter': current_iter, 'lrs': [1e-4], 'time': 1.0, 'data_time': 0.1})
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     return messages[-1]
 
 

@@ -4,7 +4,6 @@ Most runs are in-process (``esrgan_plugin.train.main``) to keep them cheap; the 
 users do. Every comparison is against an uninterrupted run of the same options.
 """
 import copy
-import logging
 import os
 import random
 import shutil
@@ -21,7 +20,7 @@ import torch
 import yaml
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from conftest import PYTHON, subprocess_env
+from conftest import PYTHON, basicsr_log_messages, subprocess_env
 from esrgan_plugin import train
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.psnr_model import ESRGANPSNRModel
@@ -77,17 +76,8 @@ def run_here(tmp_path, monkeypatch):
 
 @pytest.fixture
 def log_lines():
-    """Messages basicsr's logger writes (it does not propagate to pytest's caplog)."""
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger('basicsr')
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # basicsr sets it only where it first creates the logger
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with basicsr_log_messages() as lines:
+        yield lines
 
 
 def experiment(tmp_path, name):
