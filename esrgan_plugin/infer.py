@@ -56,22 +56,29 @@ def read_image(path: str) -> Picture:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ImageReadError(f'{path} is not an image OpenCV can decode (corrupt or unsupported format); skipped.')
-    if img.dtype == np.uint8 or img.dtype == np.uint16:
-        values = img.astype(np.float32) / np.iinfo(img.dtype).max
-    elif img.dtype == np.float32:
-        values = np.clip(img, 0, 1)  # float TIFFs are taken to hold [0, 1]
-    else:
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageReadError(f'{path} has {img.dtype} samples; only 8-bit, 16-bit and float32 images are '
                              'supported; skipped.')
-    if values.ndim == 3 and values.shape[2] == 1:
-        values = values[..., 0]
-    if values.ndim == 2:
-        return Picture(values, None, img.dtype)
-    if values.shape[2] == 3:
-        return Picture(values[..., ::-1].copy(), None, img.dtype)  # OpenCV's BGR to RGB
-    if values.shape[2] == 4:
-        return Picture(values[..., 2::-1].copy(), values[..., 3].copy(), img.dtype)
-    raise ImageReadError(f'{path} has {values.shape[2]} channels; only gray, RGB and RGBA are supported; skipped.')
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[2] not in (3, 4):
+        raise ImageReadError(f'{path} has {img.shape[2]} channels; only gray, RGB and RGBA are supported; skipped.')
+    color = img if img.ndim == 2 else img[..., 2::-1]  # OpenCV's BGR to RGB
+    alpha = img[..., 3] if img.ndim == 3 and img.shape[2] == 4 else None
+    return Picture(_unit_floats(color), None if alpha is None else _unit_floats(alpha), img.dtype)
+
+
+def _unit_floats(samples: np.ndarray) -> np.ndarray:
+    """Samples as a new C-ordered float32 array in [0, 1]: integers over their full scale, floats clipped.
+
+    One float array is made, not two: for a large photo each copy is
+    hundreds of megabytes.
+    """
+    if samples.dtype == np.float32:
+        return np.ascontiguousarray(np.clip(samples, 0, 1))  # float TIFFs are taken to hold [0, 1]
+    values = samples.astype(np.float32, order='C')
+    values /= np.iinfo(samples.dtype).max
+    return values
 
 
 # ------------------------------------------------------------------ upscaling
@@ -88,16 +95,29 @@ def _to_tensor(img: np.ndarray, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
 
 
-def _samples(out: torch.Tensor, gray: bool, dtype: np.dtype) -> np.ndarray:
-    """A net output (1 x C x h x w) as h x w x 3 RGB or h x w samples of ``dtype`` (integers at full scale)."""
-    img = out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
-    if img.shape[2] == 1:
-        img = img[..., 0]
-    elif gray:  # a gray input went through the net as three equal channels; its luma is the gray output
-        img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+def _paint_tile(out: torch.Tensor, target: np.ndarray, gray: bool, dtype: np.dtype) -> None:
+    """Write a net output (1 x C x h x w) into ``target`` (h x w x 3 RGB or h x w) as ``dtype`` samples.
+
+    Integers are at full scale. Colour goes one channel at a time, so the float
+    temporaries are a third of a tile, not several copies of it: at the default
+    tile they were the largest part of the command's memory.
+    """
+    if gray and out.shape[1] == 3:
+        # A gray input went through the net as three equal channels; its luma is the gray output.
+        img = out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+        target[...] = _full_scale(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY), dtype)
+        return
+    channels = [target] if target.ndim == 2 else [target[..., c] for c in range(target.shape[2])]
+    for c, channel in enumerate(channels):
+        channel[...] = _full_scale(out[0, c].float().clamp(0, 1).cpu().numpy(), dtype)
+
+
+def _full_scale(img: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Floats in [0, 1] as the values of ``dtype``'s samples (rounded, still float), floats unchanged."""
     if dtype == np.float32:
         return img
-    return np.round(img * np.iinfo(dtype).max)
+    img *= np.iinfo(dtype).max
+    return np.round(img, out=img)
 
 
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -136,8 +156,8 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
 
     def paint(img: np.ndarray, target: np.ndarray, is_gray: bool) -> None:
         for piece in iter_tiles(net, _to_tensor(img, channels), tile, tile_pad):
-            target[piece.rows, piece.cols] = _samples(piece.output, is_gray, dtype)
-            if progress:
+            _paint_tile(piece.output, target[piece.rows, piece.cols], is_gray, dtype)
+            if progress and piece.window_done:
                 progress()
 
     paint(picture.color, color_view, gray)

@@ -84,6 +84,12 @@ def unshuffle_factor(scale: int) -> int:
     return {1: 4, 2: 2}.get(scale, 1)
 
 
+# Feature pixels on each side that reach an output pixel of ``forward_upsample``: after each nearest x2
+# upsampling a 3x3 conv reaches half as far (0.5 + 0.25 + 0.25 + 0.25 = 1.25 at x4, 1.125 at x8): 2 in all
+# (checked against the whole forward in tests/test_tiling.py).
+UPSAMPLE_HALO = 2
+
+
 @ARCH_REGISTRY.register()
 class ESRGANRRDBNet(nn.Module):
     """The ESRGAN generator; defaults are the paper's (16,697,987 parameters).
@@ -119,10 +125,21 @@ class ESRGANRRDBNet(nn.Module):
         return [getattr(self, f'conv_up{i}') for i in range(1, num_upsample_stages(self.scale) + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_upsample(self.forward_trunk(x))
+
+    def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's features, at the input's resolution (divided by the unshuffle factor)."""
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))  # long skip over the trunk
+        return feat + self.conv_body(self.body(feat))  # long skip over the trunk
+
+    def forward_upsample(self, feat: torch.Tensor) -> torch.Tensor:
+        """The image from the trunk's features.
+
+        Each output pixel depends on the features within ``UPSAMPLE_HALO`` pixels, so tiling can run this
+        part in bands: at the output's resolution its feature maps are the largest of the network.
+        """
         for conv_up in self.upsample_convs():
             feat = self.lrelu(conv_up(F.interpolate(feat, scale_factor=2, mode='nearest')))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))

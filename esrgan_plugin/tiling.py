@@ -89,20 +89,62 @@ def _axis_windows(length: int, tile: int, pad: int) -> list[tuple[int, int, int]
 
 
 class Tile(NamedTuple):
-    """One tile's output: rows and columns of the full (cropped) output it fills, and the values there."""
+    """One piece of output: rows and columns of the full (cropped) output it fills, and the values there."""
     rows: slice
     cols: slice
     output: torch.Tensor  # N x C' x h x w, on the net's device and in its dtype
+    window_done: bool = True  # the last piece of its window (progress counts windows)
+
+
+# Output pixels of one band of the upsampling stage (``_core_outputs``): the feature maps there are the
+# network's largest (num_feat channels at the output's resolution), and at this size they stay a few hundred MB.
+BAND_PIXELS = 1 << 20
+
+
+def _core_outputs(net: torch.nn.Module, window: torch.Tensor, rows: tuple[int, int],
+                  cols: tuple[int, int]) -> Iterator[tuple[int, int, torch.Tensor, bool]]:
+    """The output of ``net`` on ``window`` within ``rows`` x ``cols`` (output pixels), in pieces.
+
+    Each piece is (row, col, values, is_last), its place in output pixels of the window.
+
+    A net that splits into ``forward_trunk`` and ``forward_upsample`` (``ESRGANRRDBNet``; a compiled net does
+    not) runs its upsampling stage on the core's features only, with ``UPSAMPLE_HALO`` features of context,
+    and in bands of about ``BAND_PIXELS`` output pixels: the same values (each output pixel sees the same
+    features), without computing the context's output or holding the whole window's output at once.
+    Other nets run whole and are cropped.
+    """
+    if not hasattr(type(net), 'forward_trunk'):
+        out = net(window)
+        yield rows[0], cols[0], out[..., rows[0]:rows[1], cols[0]:cols[1]], True
+        return
+    from .rrdbnet_arch import UPSAMPLE_HALO as halo
+
+    feat = net.forward_trunk(window)
+    step = window.shape[-1] * int(getattr(net, 'scale', 4)) // feat.shape[-1]  # output pixels per feature pixel
+    feat_h, feat_w = feat.shape[-2:]
+    # The core in feature pixels (rounded outwards), and the context columns its output needs.
+    first, last = rows[0] // step, -(-rows[1] // step)
+    left, right = max(cols[0] // step - halo, 0), min(-(-cols[1] // step) + halo, feat_w)
+    band = max(BAND_PIXELS // ((right - left) * step * step), 1)
+    for top in range(first, last, band):
+        bottom = min(top + band, last)
+        lo, hi = max(top - halo, 0), min(bottom + halo, feat_h)
+        out = net.forward_upsample(feat[..., lo:hi, left:right])
+        # Crop to the band's own rows and the core's columns, in output pixels of the window.
+        row0, row1 = max(top * step, rows[0]), min(bottom * step, rows[1])
+        yield (row0, cols[0], out[..., row0 - lo * step:row1 - lo * step, cols[0] - left * step:cols[1] - left * step],
+               bottom == last)
 
 
 @torch.inference_mode()
 def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) -> Iterator[Tile]:
-    """Run ``net`` on ``tensor`` (N, C, H, W) window by window, yielding each core's output.
+    """Run ``net`` on ``tensor`` (N, C, H, W) window by window, yielding the output of each core in pieces.
 
     ``tile`` is the tile side in input pixels (0: the whole image at once),
-    ``pad`` the context added on each side. The tiles together cover the
-    (H*s, W*s) output exactly once. Tiles run on the network's device and
-    dtype; only one window is resident there at a time.
+    ``pad`` the context added on each side. The pieces together cover the
+    (H*s, W*s) output exactly once; a window may give several (``Tile.window_done``
+    marks its last). Tiles run on the network's device and dtype; only one window
+    is resident there at a time.
     """
     scale = int(getattr(net, 'scale', 4))
     factor = int(getattr(net, 'unshuffle', 1))
@@ -120,13 +162,16 @@ def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) 
     for top, bottom, in_top in row_windows:
         for left, right, in_left in col_windows:
             window = x[..., in_top:in_top + win_h, in_left:in_left + win_w]
-            result = net(window.to(device, dtype).contiguous(memory_format=layout))
-            # Cropping to the unpadded size: the pixels that came from the multiple-of-factor padding go.
-            out_bottom, out_right = min(bottom, height) * scale, min(right, width) * scale
-            core = result[..., (top - in_top) * scale:out_bottom - in_top * scale,
-                          (left - in_left) * scale:out_right - in_left * scale]
-            if core.shape[-2] and core.shape[-1]:
-                yield Tile(slice(top * scale, out_bottom), slice(left * scale, out_right), core)
+            # The core in output pixels of the window; cropping to the unpadded size drops what came from the
+            # multiple-of-factor padding.
+            rows = ((top - in_top) * scale, min(bottom, height) * scale - in_top * scale)
+            cols = ((left - in_left) * scale, min(right, width) * scale - in_left * scale)
+            if rows[1] <= rows[0] or cols[1] <= cols[0]:
+                continue
+            window = window.to(device, dtype).contiguous(memory_format=layout)
+            for row, col, out, is_last in _core_outputs(net, window, rows, cols):
+                yield Tile(slice(in_top * scale + row, in_top * scale + row + out.shape[-2]),
+                           slice(in_left * scale + col, in_left * scale + col + out.shape[-1]), out, is_last)
 
 
 def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int,
@@ -142,6 +187,6 @@ def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: in
             out = tensor.new_empty((tensor.shape[0], piece.output.shape[1],
                                     tensor.shape[-2] * scale, tensor.shape[-1] * scale))
         out[..., piece.rows, piece.cols] = piece.output.to(tensor.device, tensor.dtype)
-        if progress:
+        if progress and piece.window_done:
             progress()
     return out

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from conftest import TINY_ARCH, tiny_generator
+from esrgan_plugin import tiling
 from esrgan_plugin.tiling import count_tiles, receptive_radius, upscale_tiled
 
 
@@ -123,3 +124,38 @@ def test_windows_slide_inside_the_image_and_all_have_one_size():
     assert seen == [(24, 24)] * count_tiles(50, 37, 16, 4) and len(seen) == 4 * 3
     assert tiled.shape == (1, 3, 200, 148)
     assert count_tiles(50, 37, 16, 20) == 1  # one window covers the image: no splitting
+
+
+# ------------------------------------------------------------------ the upsampling stage in bands
+@pytest.mark.parametrize('scale,size', [(4, (23, 19)), (2, (30, 26)), (1, (36, 28)), (8, (13, 11))])
+@pytest.mark.parametrize('tile,pad', [(0, 0), (8, 4)])
+def test_upsampling_in_bands_gives_the_same_output(monkeypatch, scale, size, tile, pad):
+    """Bands a few feature rows high, cropped to the core's columns: the values of one pass per window.
+
+    Float64 rounding aside (a conv on fewer rows may sum in another order): with ``UPSAMPLE_HALO`` 1 the
+    differences are ~1e-2, since the convs after upsampling reach 1.25 feature pixels.
+    """
+    net = strong_generator(scale)
+    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        reference = upscale_tiled(net, x, tile=tile, pad=pad)  # one band per window at the default size
+    monkeypatch.setattr(tiling, 'BAND_PIXELS', 3 * 16 * 16 * scale * scale)  # about three feature rows a band
+    calls = []
+    with torch.no_grad():
+        banded = upscale_tiled(net, x, tile=tile, pad=pad, progress=lambda: calls.append(1))
+    assert banded.shape == reference.shape
+    assert (banded - reference).abs().max() < 1e-12 * reference.abs().max()
+    assert len(calls) == count_tiles(*size, tile, pad)  # progress counts windows, not bands
+
+
+def test_upsampling_in_bands_is_bit_exact_at_the_papers_width(monkeypatch):
+    """float32, 64 channels as in the paper: a conv gives the same bits on a band as on the whole map.
+
+    (Narrower test nets take other conv kernels on the CPU, whose sums may differ in the last bit.)
+    """
+    net = tiny_generator(scale=4, num_feat=64, num_grow_ch=32)
+    x = torch.rand(1, 3, 70, 61, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = net(x)
+        monkeypatch.setattr(tiling, 'BAND_PIXELS', 5 * 61 * 16)
+        assert torch.equal(upscale_tiled(net, x, tile=0, pad=0), whole)
