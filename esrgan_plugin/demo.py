@@ -117,6 +117,7 @@ def psnr_options(args: argparse.Namespace, data, test_data) -> dict:
     opt['model_type'] = 'ESRGANPSNRModel'
     opt['train'] = {
         'ema_decay': ema_decay(iters),
+        'channels_last': True,  # about 1.3x faster on a CPU, here as on a GPU (README, "Training speed")
         # A higher rate than the paper's 2e-4 suits the small network and the short run.
         'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
         'scheduler': {'type': 'MultiStepLR', 'milestones': [max(iters * 3 // 4, 1)], 'gamma': 0.5},
@@ -141,6 +142,7 @@ def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg1
     opt['path']['pretrain_network_g'] = psnr_model
     opt['train'] = {
         'ema_decay': ema_decay(iters),
+        'channels_last': True,
         'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
         'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
         'total_iter': iters,  # no scheduler: the rate stays constant over this short run

@@ -15,10 +15,8 @@ from esrgan_plugin.demo import (INTERPOLATION_ALPHA, MAX_COLOR_SHIFT, METHODS, T
 SHORT = ['--psnr-iters', '600', '--gan-iters', '30', '--batch', '4', '--num-feat', '16', '--num-block', '1']
 
 
-def channel_shift(path, gt) -> float:
-    sr = cv2.imread(str(path)).astype(np.float64)
-    assert sr.shape == gt.shape
-    return float(np.abs(sr.mean(axis=(0, 1)) - gt.mean(axis=(0, 1))).max())
+def channel_means(path) -> np.ndarray:
+    return cv2.imread(str(path)).astype(np.float64).mean(axis=(0, 1))
 
 
 @pytest.mark.slow
@@ -31,13 +29,15 @@ def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_p
     out = tmp_path / 'demo'
     niqe = {'psnr_model': [], 'esrgan': []}
     for photo in TEST_PHOTOS:
-        gt = cv2.imread(str(out / 'data' / 'test' / 'gt' / f'{photo}.png')).astype(np.float64)
-        shift = {folder: channel_shift(out / 'results' / folder / f'{photo}.png', gt) for folder in METHODS.values()}
-        assert shift['bicubic'] < MAX_COLOR_SHIFT
-        # The GAN stage adds no colour cast to the PSNR model it starts from (with a random VGG19 it added
-        # 15-19 levels). The PSNR model's own shift is what a short PSNR stage leaves (README, "Try it").
+        means = {folder: channel_means(out / 'results' / folder / f'{photo}.png') for folder in METHODS.values()}
+        gt = channel_means(out / 'data' / 'test' / 'gt' / f'{photo}.png')
+        assert np.abs(means['bicubic'] - gt).max() < MAX_COLOR_SHIFT
+        # The GAN stage adds no colour cast to the PSNR model it starts from: every channel's mean stays within
+        # the bound of the PSNR model's (with a random VGG19 the red channel lost 15-19 levels). Against the
+        # ground truth the bound needs the full demo's PSNR stage: this short one leaves the cup ~8 levels off
+        # (README, "Try it").
         for folder in ('esrgan', f'interpolated_alpha{INTERPOLATION_ALPHA}'):
-            assert shift[folder] < shift['psnr_model'] + MAX_COLOR_SHIFT, (photo, shift)
+            assert np.abs(means[folder] - means['psnr_model']).max() < MAX_COLOR_SHIFT, (photo, folder, means)
         for folder in niqe:
             niqe[folder].append(calculate_niqe(cv2.imread(str(out / 'results' / folder / f'{photo}.png')), 4))
     assert np.mean(niqe['esrgan']) < np.mean(niqe['psnr_model']), niqe  # the paper's claim

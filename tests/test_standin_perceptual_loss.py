@@ -25,11 +25,11 @@ def test_identical_images_cost_nothing():
 def test_colour_term_is_the_l1_of_box_averages():
     img = textured()
     shifted = img + torch.tensor([0.1, -0.05, 0.0]).view(1, 3, 1, 1)
-    loss = ESRGANStandInPerceptualLoss(texture_weight=0.0, loss_weight=2.0)(shifted, img)
-    assert abs(loss.item() - 2.0 * (0.1 + 0.05 + 0.0) / 3) < 1e-6
+    loss = ESRGANStandInPerceptualLoss(texture_weight=0.0, loss_weight=2.0, color_weight=3.0)(shifted, img)
+    assert abs(loss.item() - 2.0 * 3.0 * (0.1 + 0.05 + 0.0) / 3) < 1e-6
     # detail that averages out within each 4x4 box leaves it untouched
     checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32) * 0.05
-    assert ESRGANStandInPerceptualLoss(texture_weight=0.0)(img + checker, img).item() < 1e-7
+    assert ESRGANStandInPerceptualLoss(texture_weight=0.0, color_weight=1.0)(img + checker, img).item() < 1e-7
 
 
 def test_texture_term_ignores_where_detail_sits_but_not_blur():
