@@ -42,11 +42,16 @@ ROWS = {  # name: the plugin's precision options (None: basicsr's own model)
     'basicsr': None,
     'fp32': {},
     'fp32-cl': {'channels_last': True},
+    'fp32-compile': {'compile': True},
+    'fp32-cl-compile': {'channels_last': True, 'compile': True},
     'bf16': {'amp': 'bf16'},
     'bf16-cl': {'amp': 'bf16', 'channels_last': True},
     'bf16-cl-compile': {'amp': 'bf16', 'channels_last': True, 'compile': True},
     'fp16-cl': {'amp': 'fp16', 'channels_last': True},
     'fp16-cl-compile': {'amp': 'fp16', 'channels_last': True, 'compile': True},
+    # CUDA graphs: one launch for the whole step's kernels, for launch-bound small patches
+    'fp32-cudagraphs': {'compile': 'reduce-overhead'},
+    'bf16-cl-cudagraphs': {'amp': 'bf16', 'channels_last': True, 'compile': 'reduce-overhead'},
 }
 
 

@@ -48,7 +48,7 @@ step 150 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -rs -p no:cacheprovide
 step 60 "L1 step: basicsr SRModel vs ours (paper settings)" $PY $BENCH --mode l1 --rows basicsr fp32 fp32-cl bf16-cl fp16-cl
 step 80 "GAN step: basicsr ESRGANModel vs ours (paper settings)" $PY $BENCH --mode gan --rows basicsr fp32 bf16-cl fp16-cl
 step 45 "fp16 GAN run, 200 iterations, pixel loss vs fp32" $PY scripts/check_amp_training.py --device cuda --amp fp16
-step 90 "L1 step with torch.compile (compilation takes most of the limit)" $PY $BENCH --mode l1 --rows basicsr bf16-cl fp16-cl-compile
+step 120 "L1 step with torch.compile and CUDA graphs (compilation takes most of the limit)" $PY $BENCH --mode l1 --rows basicsr fp32-compile fp32-cudagraphs
 echo
 echo "=== done: $FAILED step(s) failed; log in $LOG"
 exit $FAILED
