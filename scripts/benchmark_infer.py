@@ -203,7 +203,7 @@ def bench_commands(args: argparse.Namespace) -> None:
         def infer_cmd(size):
             return [sys.executable, '-m', 'esrgan_plugin.infer', '-i', os.path.join(tmp, f'in{size}.png'), '-o',
                     tmp, '--suffix', '_bf16', '-m', TRAINED, '--precision', 'bf16', '--tile', '0', '--device',
-                    'cpu']
+                    'cpu', '--overwrite']  # the same output on every repeat
 
         commands = {'basicsr RRDBNet fp32 eager script': basicsr_cmd, 'infer --precision bf16 --tile 0': infer_cmd}
         times = {(name, size): [] for name in commands for size in (8, args.size)}
