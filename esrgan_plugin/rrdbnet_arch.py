@@ -84,12 +84,6 @@ def unshuffle_factor(scale: int) -> int:
     return {1: 4, 2: 2}.get(scale, 1)
 
 
-# Feature pixels on each side that reach an output pixel of ``forward_upsample``: after each nearest x2
-# upsampling a 3x3 conv reaches half as far (0.5 + 0.25 + 0.25 + 0.25 = 1.25 at x4, 1.125 at x8): 2 in all
-# (checked against the whole forward in tests/test_tiling.py).
-UPSAMPLE_HALO = 2
-
-
 @ARCH_REGISTRY.register()
 class ESRGANRRDBNet(nn.Module):
     """The ESRGAN generator; defaults are the paper's (16,697,987 parameters).
@@ -102,6 +96,11 @@ class ESRGANRRDBNet(nn.Module):
         num_block: number of RRDB blocks in the trunk.
         num_grow_ch: growth channels of each dense-block conv.
     """
+
+    # Feature pixels on each side that reach an output pixel of ``forward_upsample``: after each nearest x2
+    # upsampling a 3x3 conv reaches half as far (0.5 + 0.25 + 0.25 + 0.25 = 1.25 at x4, 1.125 at x8): 2 in all
+    # (checked against the whole forward in tests/test_tiling.py).
+    upsample_halo = 2
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
                  num_block: int = 23, num_grow_ch: int = 32) -> None:
@@ -137,7 +136,7 @@ class ESRGANRRDBNet(nn.Module):
     def forward_upsample(self, feat: torch.Tensor) -> torch.Tensor:
         """The image from the trunk's features.
 
-        Each output pixel depends on the features within ``UPSAMPLE_HALO`` pixels, so tiling can run this
+        Each output pixel depends on the features within ``upsample_halo`` pixels, so tiling can run this
         part in bands: at the output's resolution its feature maps are the largest of the network.
         """
         for conv_up in self.upsample_convs():

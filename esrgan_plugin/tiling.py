@@ -107,18 +107,18 @@ def _core_outputs(net: torch.nn.Module, window: torch.Tensor, rows: tuple[int, i
 
     Each piece is (row, col, values, is_last), its place in output pixels of the window.
 
-    A net that splits into ``forward_trunk`` and ``forward_upsample`` (``ESRGANRRDBNet``; a compiled net does
-    not) runs its upsampling stage on the core's features only, with ``UPSAMPLE_HALO`` features of context,
+    A net that splits into ``forward_trunk`` and ``forward_upsample`` and says how far the latter reaches
+    (``upsample_halo``: ``ESRGANRRDBNet``; a compiled net does not) runs its upsampling stage on the core's
+    features only, with that many features of context,
     and in bands of about ``BAND_PIXELS`` output pixels: the same values (each output pixel sees the same
     features), without computing the context's output or holding the whole window's output at once.
     Other nets run whole and are cropped.
     """
-    if not hasattr(type(net), 'forward_trunk'):
+    halo = getattr(type(net), 'upsample_halo', None)  # on the class: a compiled wrapper must run whole
+    if halo is None:
         out = net(window)
         yield rows[0], cols[0], out[..., rows[0]:rows[1], cols[0]:cols[1]], True
         return
-    from .rrdbnet_arch import UPSAMPLE_HALO as halo
-
     feat = net.forward_trunk(window)
     step = window.shape[-1] * int(getattr(net, 'scale', 4)) // feat.shape[-1]  # output pixels per feature pixel
     feat_h, feat_w = feat.shape[-2:]

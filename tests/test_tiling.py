@@ -132,7 +132,7 @@ def test_windows_slide_inside_the_image_and_all_have_one_size():
 def test_upsampling_in_bands_gives_the_same_output(monkeypatch, scale, size, tile, pad):
     """Bands a few feature rows high, cropped to the core's columns: the values of one pass per window.
 
-    Float64 rounding aside (a conv on fewer rows may sum in another order): with ``UPSAMPLE_HALO`` 1 the
+    Float64 rounding aside (a conv on fewer rows may sum in another order): with ``upsample_halo`` 1 the
     differences are ~1e-2, since the convs after upsampling reach 1.25 feature pixels.
     """
     net = strong_generator(scale)
