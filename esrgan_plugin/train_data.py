@@ -22,6 +22,8 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import PrefetchDataLoader
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from .stop_signals import STOP_SIGNALS
+
 
 def sample_seed(seed: int, epoch: int, rank: int, position: int) -> int:
     """A 63-bit seed for one sample, a pure function of where it is in the training run."""
@@ -86,6 +88,25 @@ class ResumableSampler(Sampler):
         return max(len(self.order) - self.start, 0)
 
 
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back (in this thread) while DataLoader workers are started.
+
+    A worker gets ``WorkerSignals``' handlers only in ``worker_init_fn``; before that, torch's own SIGTERM
+    handler ends it. A signal sent to the whole process group (slurm, a terminal) in those milliseconds made
+    training fail on a lost worker instead of saving. Workers inherit the held signals and release them once
+    their handlers are in place; this process gets what was held when the block ends.
+    """
+    if not hasattr(signal, 'pthread_sigmask'):  # Windows: no signal masks (and no process groups to signal)
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class WorkerSignals:
     """``worker_init_fn`` that leaves Ctrl-C and SIGTERM to the training process while training runs.
 
@@ -101,6 +122,8 @@ class WorkerSignals:
     def __call__(self, worker_id: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        if hasattr(signal, 'pthread_sigmask'):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since the fork (stop_signals_held)
 
     def _on_sigterm(self, signum: int, frame) -> None:
         if not self.training.value:

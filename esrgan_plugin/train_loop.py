@@ -40,7 +40,7 @@ from . import fileio, resume
 from .errors import UserFacingError
 from .run_lock import ExperimentLock
 from .stop_signals import StopSignals
-from .train_data import WorkerSignals, build_train_loader
+from .train_data import WorkerSignals, build_train_loader, stop_signals_held
 
 
 class EtaMessageLogger(MessageLogger):
@@ -162,7 +162,8 @@ def _prefetcher(loader, opt: dict):
 
 
 def _batches(prefetcher) -> Iterator[dict]:
-    prefetcher.reset()
+    with stop_signals_held():  # a new iterator starts new workers (unless they are persistent)
+        prefetcher.reset()
     batch = prefetcher.next()
     while batch is not None:
         yield batch
@@ -206,7 +207,8 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, w
         batches_done = _restore_loop_state(point.state, opt, logger)
         logger.info(f'Resuming training from epoch: {epoch}, iter: {current_iter}.')
     msg_logger = EtaMessageLogger(opt, current_iter, tb_logger)
-    prefetcher = _prefetcher(loader, opt)
+    with stop_signals_held():  # basicsr's prefetchers start an iterator, and so workers, when created
+        prefetcher = _prefetcher(loader, opt)
     val_opt = opt.get('val')
     save_freq = int(opt['logger']['save_checkpoint_freq'])
     logger.info(f'Start training from epoch: {epoch}, iter: {current_iter}')

@@ -1,13 +1,17 @@
 """The training loop: its fixes of basicsr behaviour, the ``train.deterministic`` option, signal handling."""
+import contextlib
 import os
 import signal
 import time
 
+import pytest
 import torch
 from basicsr.utils import MessageLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import basicsr_log_messages
 from esrgan_plugin.stop_signals import StopSignals
+from esrgan_plugin.train_data import WorkerSignals, stop_signals_held
 from esrgan_plugin.train_loop import EtaMessageLogger, determinism
 
 
@@ -57,3 +61,47 @@ def test_first_signal_only_asks_to_stop_and_a_second_one_ends_the_process():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
     status = _in_child([signal.SIGINT, signal.SIGTERM])
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+class SlowStartWorkerSignals(WorkerSignals):
+    """A worker still starting up when the signal comes: it sleeps before its handlers are installed."""
+
+    def __init__(self, folder) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def __call__(self, worker_id: int) -> None:
+        (self.folder / f'started{worker_id}').touch()
+        time.sleep(1.5)
+        super().__call__(worker_id)
+
+
+def start_workers_and_terminate_them_early(tmp_path, hold: bool):
+    """A DataLoader iterator whose workers get SIGTERM before their worker_init_fn has installed its handlers."""
+    worker_signals = SlowStartWorkerSignals(tmp_path)
+    loader = DataLoader(TensorDataset(torch.arange(8.0)), batch_size=2, num_workers=2, worker_init_fn=worker_signals)
+    try:
+        with stop_signals_held() if hold else contextlib.nullcontext():
+            batches = iter(loader)
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob('started*'))) < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        for worker in batches._workers:
+            os.kill(worker.pid, signal.SIGTERM)  # as slurm's or a terminal's signal to the whole process group
+        return [batch[0].tolist() for batch in batches]
+    finally:
+        worker_signals.release()
+
+
+def test_workers_starting_up_leave_sigterm_to_the_training_process(tmp_path):
+    """Held while workers start (as the training loop does at every epoch), SIGTERM reaches their own handler.
+
+    Without holding, torch's start-up handler ends a worker that gets SIGTERM before its worker_init_fn runs,
+    and the training process failed on the lost worker instead of saving (seen in CI).
+    """
+    assert sorted(sum(start_workers_and_terminate_them_early(tmp_path, hold=True), [])) == list(range(8))
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # released again here
+    for marker in tmp_path.glob('started*'):
+        marker.unlink()
+    with pytest.raises(RuntimeError, match='DataLoader worker'):
+        start_workers_and_terminate_them_early(tmp_path, hold=False)
