@@ -178,7 +178,7 @@ def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: in
                   progress: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """The whole (N, C', H*s, W*s) output of ``iter_tiles``, assembled on ``tensor``'s device in its dtype.
 
-    ``progress`` is called after each tile.
+    ``progress`` is called after each window (a tile with its context).
     """
     out = None
     for piece in iter_tiles(net, tensor, tile, pad):
