@@ -5,6 +5,7 @@ and all of them are reported together. The check reads the dict; it never change
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from typing import Any, Iterable, NamedTuple, Optional
@@ -39,6 +40,13 @@ class Report(NamedTuple):
 class Problem(NamedTuple):
     keys: tuple  # where, in the option dict
     message: str  # what is wrong; what to do
+    # 'error': the run would break, or do something other than what the file says; it is refused.
+    # 'warning': valid but probably unintended (a setting the run never reaches); one line, and the run goes on.
+    severity: str = 'error'
+
+
+def warning(keys: tuple, message: str) -> Problem:
+    return Problem(keys, message, 'warning')
 
 
 # ----------------------------------------------------------------------------- reading
@@ -61,24 +69,74 @@ def read_options(path: str, overrides: Iterable[str] = (), is_train: bool = True
 
 
 def check_options(opt: dict, file: str, is_train: bool, overridden: Iterable[tuple] = (),
-                  check_files: bool = True, pretrained: bool = True) -> Report:
+                  check_files: bool = True, pretrained: bool = True, root: Optional[str] = None) -> Report:
     """Errors and warnings, one line each, for an option dict read from ``file``.
 
-    ``check_files``: also check that data folders and (``pretrained``) checkpoints exist.
+    ``check_files``: also check that data folders and (``pretrained``) checkpoints exist. ``root``: the folder
+    the run writes ``experiments/``/``results/`` under (the current directory when None).
     """
-    problems = schema_problems(opt, EXAMPLE[is_train]) + cross_field_problems(opt, is_train)
+    validated, problems = without_launcher_keys(opt, is_train, root)
+    problems += schema_problems(validated, EXAMPLE[is_train]) + cross_field_problems(opt, is_train)
     if check_files:
         problems += missing_files(opt, pretrained)
+    problems += [warning(keys, message) for keys, message in unchecked_sections(opt)]
     overridden = [tuple(keys) for keys in overridden]
-    lines, seen = [], set()
+    lines, seen = {'error': [], 'warning': []}, set()
     for problem in problems:
         key = '.'.join(str(k) for k in problem.keys)
         forced = any(problem.keys[:len(o)] == o for o in overridden)
         line = f'{file}: {key}{" (set by --force_yml)" if forced else ""}: {problem.message}'
         if line not in seen:
             seen.add(line)
-            lines.append(line)
-    return Report(lines, [f'{file}: {w}' for w in unchecked_sections(opt)])
+            lines[problem.severity].append(line)
+    return Report(lines['error'], lines['warning'])
+
+
+# ----------------------------------------------------------------------------- keys the launcher sets
+def launcher_values(opt: dict, is_train: bool, root: Optional[str] = None) -> dict:
+    """The values basicsr's ``parse_options`` gives the keys it sets itself, by key path, where they are known
+    before the launch (``dist``, ``rank`` and ``world_size`` are not: they depend on the launcher)."""
+    root = os.path.abspath(root or os.getcwd())
+    values: dict = {('is_train',): is_train, ('root_path',): root}
+    for phase in _mapping(opt, 'datasets'):
+        values[('datasets', phase, 'phase')] = str(phase).split('_')[0]
+        if 'scale' in opt:
+            values[('datasets', phase, 'scale')] = opt['scale']
+    name = opt.get('name')
+    if isinstance(name, str):
+        if is_train:
+            experiment = os.path.join(root, 'experiments', name)
+            folders = {'experiments_root': experiment, 'models': os.path.join(experiment, 'models'),
+                       'training_states': os.path.join(experiment, 'training_states'), 'log': experiment,
+                       'visualization': os.path.join(experiment, 'visualization')}
+        else:
+            results = os.path.join(root, 'results', name)
+            folders = {'results_root': results, 'log': results, 'visualization': os.path.join(results, 'visualization')}
+        values.update({('path', key): value for key, value in folders.items()})
+    return values
+
+
+def without_launcher_keys(opt: dict, is_train: bool, root: Optional[str] = None) -> tuple[dict, list]:
+    """A copy of ``opt`` for the schema without the launcher's keys that are given, and a problem for each.
+
+    A copied log dump carries them: with the value the launcher sets anyway the key is harmless (a warning);
+    with another value the file says something the run will not do (an error). Keys whose launch value is not
+    known here are left in, for the schema to refuse.
+    """
+    given = [(keys, value) for keys, value in launcher_values(opt, is_train, root).items()
+             if isinstance(_get(opt, *keys[:-1]), dict) and keys[-1] in _get(opt, *keys[:-1])]
+    if not given:
+        return opt, []
+    validated, problems = copy.deepcopy(opt), []
+    for keys, value in given:
+        written = _get(opt, *keys)
+        del _get(validated, *keys[:-1])[keys[-1]]
+        if written == value:
+            problems.append(warning(keys, f'is set by the launcher to {_shown(value)} anyway; remove it'))
+        else:
+            problems.append(Problem(keys, f'is set by the launcher to {_shown(value)}, not {_shown(written)}; '
+                                    'remove it'))
+    return validated, problems
 
 
 # ----------------------------------------------------------------------------- the schema
@@ -269,8 +327,18 @@ def _schedule(opt: dict) -> list:
         if any(b <= a for a, b in zip(milestones, milestones[1:])):
             problems.append(Problem(keys, f'{milestones} is not increasing; list the iterations in order'))
         if _is_number(total_iter) and max(milestones) >= total_iter:
-            problems.append(Problem(keys, f'{max(milestones)} is not below total_iter {total_iter}; the learning rate '
-                                    'would never change there: lower it or raise total_iter'))
+            problems.append(warning(keys, f'{max(milestones)} is not below total_iter {total_iter}; the learning '
+                                    'rate never changes there (lower it to use it)'))
+    if not _is_number(total_iter):
+        return problems
+    ends = {('val', 'val_freq'): 'validation runs once, at the end',
+            ('logger', 'save_checkpoint_freq'): 'the networks are saved once, at the end',
+            ('logger', 'print_freq'): 'no loss is logged'}
+    for keys, effect in ends.items():
+        freq = _get(opt, *keys)
+        if _is_number(freq) and freq > total_iter:
+            problems.append(warning(keys, f'{freq:g} is past total_iter {total_iter:g}: {effect} (lower it to '
+                                    'use it)'))
     return problems
 
 
@@ -305,8 +373,8 @@ def missing_files(opt: dict, pretrained: bool = True) -> list:
 
 
 # ----------------------------------------------------------------------------- what is passed on unchecked
-def unchecked_sections(opt: dict) -> list:
-    """One warning per section whose type is registered outside basicsr and the plugin."""
+def unchecked_sections(opt: dict) -> list[tuple[tuple, str]]:
+    """(key path, message) for each section whose type is registered outside basicsr and the plugin."""
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 
     sections = [(('network_g',), ARCH_REGISTRY), (('network_d',), ARCH_REGISTRY)]
@@ -320,9 +388,9 @@ def unchecked_sections(opt: dict) -> list:
         if obj is None:
             continue
         if not schema.is_ours_or_basicsrs(obj):
-            warnings.append(f'{".".join(keys)}: {kind} is registered by {obj.__module__}, not by basicsr or '
-                            'esrgan_plugin; its options are passed to it unchecked')
+            warnings.append((keys, f'{kind} is registered by {obj.__module__}, not by basicsr or esrgan_plugin; '
+                             'its options are passed to it unchecked'))
         elif registry is DATASET_REGISTRY and kind not in schema.DATASET_SECTIONS:
-            warnings.append(f'{".".join(keys)}: the options {kind} reads itself are not checked (only '
-                            f'{", ".join(schema.DATASET_SECTIONS)} are)')
+            warnings.append((keys, f'the options {kind} reads itself are not checked (only '
+                             f'{", ".join(schema.DATASET_SECTIONS)} are)'))
     return warnings

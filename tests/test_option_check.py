@@ -41,9 +41,9 @@ def train_options() -> dict:
             'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
             'amp': 'bf16', 'channels_last': True, 'compile': 'max-autotune',
         },
-        'val': {'val_freq': 5e3, 'save_img': False, 'amp': 'fp32',
+        'val': {'val_freq': 50, 'save_img': False, 'amp': 'fp32',
                 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 5e3, 'use_tb_logger': False,
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 5e1, 'use_tb_logger': False,
                    'wandb': {'project': None, 'resume_id': None}},
         'dist_params': {'backend': 'gloo', 'port': 29500},
     }
@@ -125,7 +125,7 @@ def test_a_complete_file_has_no_problems(no_cuda):
      'test_y_channel?'),
     ('val.metrics.psnr.crop_border', ..., 'o.yml: val.metrics.psnr.crop_border: required option is missing'),
     ('path.experiments_root', 'x', 'o.yml: path.experiments_root: is set by the launcher'),
-    ('is_train', True, 'o.yml: is_train: is set by the launcher (from the command line and folders); remove it'),
+    ('dist', False, 'o.yml: dist: is set by the launcher (from the command line and folders); remove it'),
     ('network_d.type', ['a'], "o.yml: network_d.type: unknown network type ['a']"),
     ('network_g.type', ..., 'o.yml: network_g.type: required option is missing; set the network type'),
     ('network_d', 5, 'o.yml: network_d: expected a mapping with a type key, got 5'),
@@ -136,8 +136,10 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
     ('network_d.input_size', 64, 'o.yml: network_d.input_size: 64 does not match datasets.train.gt_size 32'),
     ('train.scheduler.milestones', [80, 50], 'o.yml: train.scheduler.milestones: [80, 50] is not increasing'),
-    ('train.scheduler.milestones', [50, 100],
-     'o.yml: train.scheduler.milestones: 100 is not below total_iter 100; the learning rate would never change'),
+    ('datasets.train.phase', 'val', "o.yml: datasets.train.phase: is set by the launcher to 'train' (text), not "
+     "'val' (text); remove it"),
+    ('datasets.val.scale', 2, 'o.yml: datasets.val.scale: is set by the launcher to 4, not 2; remove it'),
+    ('is_train', False, 'o.yml: is_train: is set by the launcher to true, not false; remove it'),
     ('network_d', ..., 'o.yml: network_d: ESRGANRaGANModel trains a discriminator and needs this'),
     ('datasets.train_2', train_options()['datasets']['val'], 'o.yml: datasets.train_2: in a training file a dataset '
      'is named train, val or val_<anything>; rename it'),
@@ -325,3 +327,54 @@ def test_committed_json_schema_is_what_the_command_writes(tmp_path):
     with open(os.path.join(REPO_ROOT, 'esrgan_options.schema.json'), encoding='utf-8') as f:
         assert json.loads(run.stdout) == json.load(f), \
             'regenerate it: python -m esrgan_plugin.schema > esrgan_options.schema.json'
+
+
+# ----------------------------------------------------------------------------- warnings: valid, probably unintended
+def report(opt, is_train=True):
+    return check_options(opt, 'o.yml', is_train, check_files=False)
+
+
+@pytest.mark.parametrize('path, value, expected', [
+    ('train.scheduler.milestones', [50, 100],
+     'o.yml: train.scheduler.milestones: 100 is not below total_iter 100; the learning rate never changes there'),
+    ('val.val_freq', 500, 'o.yml: val.val_freq: 500 is past total_iter 100: validation runs once, at the end'),
+    ('logger.save_checkpoint_freq', 5e3,
+     'o.yml: logger.save_checkpoint_freq: 5000 is past total_iter 100: the networks are saved once, at the end'),
+    ('logger.print_freq', 101, 'o.yml: logger.print_freq: 101 is past total_iter 100: no loss is logged'),
+    ('datasets.train.phase', 'train', "o.yml: datasets.train.phase: is set by the launcher to 'train' (text) anyway; "
+     'remove it'),
+    ('datasets.val.phase', 'val', "o.yml: datasets.val.phase: is set by the launcher to 'val' (text) anyway"),
+    ('datasets.val.scale', 4, 'o.yml: datasets.val.scale: is set by the launcher to 4 anyway; remove it'),
+    ('is_train', True, 'o.yml: is_train: is set by the launcher to true anyway; remove it'),
+])
+def test_a_setting_the_run_never_reaches_is_one_warning_not_an_error(no_cuda, path, value, expected):
+    opt = train_options()
+    *parents, last = path.split('.')
+    node = opt
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    checked = report(opt)
+    assert checked.errors == []
+    assert len(checked.warnings) == 1 and checked.warnings[0].startswith(expected), checked.warnings
+
+
+def test_the_launchers_folders_copied_from_a_log_dump_warn(no_cuda, tmp_path):
+    opt = train_options()
+    experiment = str(tmp_path / 'experiments' / 'tiny')
+    opt['path'].update({'experiments_root': experiment, 'models': experiment + '/models'})
+    checked = check_options(opt, 'o.yml', True, check_files=False, root=str(tmp_path))
+    assert checked.errors == [] and len(checked.warnings) == 2, checked
+    opt['path']['models'] = '/elsewhere/models'
+    checked = check_options(opt, 'o.yml', True, check_files=False, root=str(tmp_path))
+    assert checked.errors == [f"o.yml: path.models: is set by the launcher to '{experiment}/models' (text), not "
+                              "'/elsewhere/models' (text); remove it"]
+
+
+def test_every_shipped_training_file_shortened_to_a_few_iterations_only_warns(no_cuda):
+    for path in SHIPPED:
+        if 'train_' not in os.path.basename(path):
+            continue
+        opt, checked = read_options(path, ['train:total_iter=10'], True, check_files=False)
+        assert checked.errors == [], checked.errors
+        assert any('total_iter 10' in line for line in checked.warnings), checked.warnings

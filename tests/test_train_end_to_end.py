@@ -171,3 +171,23 @@ def test_shipped_option_files_name_registered_types(path):
     for net in ('network_g', 'network_d'):
         if net in opt and opt[net]['type'] != 'auto':  # ours, not basicsr's same-purpose classes
             assert opt[net]['type'].startswith('ESRGAN')
+
+
+@pytest.mark.slow
+def test_a_shipped_training_file_with_only_total_iter_shortened_trains_with_warnings(tmp_path):
+    # The data where the shipped file looks for it, relative to the folder the command runs in.
+    train_dir = tmp_path / 'datasets' / 'DIV2K' / 'train_x4'
+    make_lmdb_pair(train_dir, count=2, size=128)
+    os.rename(train_dir / 'lq.lmdb', train_dir / 'lq_x4.lmdb')
+    for kind, size in (('GTmod12', 32), ('LRbicx4', 8)):
+        os.makedirs(tmp_path / 'datasets' / 'Set14' / kind)
+        cv2.imwrite(str(tmp_path / 'datasets' / 'Set14' / kind / 'a.png'), np.full((size, size, 3), 99, np.uint8))
+    env = subprocess_env()
+    env.update(CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
+    run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', 'train_RRDBNet_PSNR_x4', '--force_yml',
+                          'train:total_iter=1'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    warnings = [line for line in run.stderr.splitlines() if line.startswith('warning: ')]
+    for key in ('train.scheduler.milestones', 'val.val_freq', 'logger.save_checkpoint_freq', 'logger.print_freq'):
+        assert sum(f': {key}: ' in line for line in warnings) == 1, (key, warnings)
+    assert os.path.isfile(tmp_path / 'experiments' / 'RRDBNet_PSNR_x4' / 'models' / 'net_g_latest.pth')
