@@ -44,7 +44,7 @@ def options(tmp_path, workers=0):
            'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'total_iter': 2, 'warmup_iter': -1,
                      'scheduler': {'type': 'MultiStepLR', 'milestones': [1], 'gamma': 0.5},
                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
-           'logger': {'print_freq': 1, 'save_checkpoint_freq': 100, 'use_tb_logger': False}}
+           'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False}}
     (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
     return 'o.yml'
 
