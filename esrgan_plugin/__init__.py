@@ -28,20 +28,20 @@ REGISTERED = {
 
 def register() -> None:
     """Adapt basicsr to current torch/torchvision and register the plugin's classes. Idempotent."""
-    from . import compat
+    from esrgan_plugin import compat
 
     compat.apply()  # must run before anything imports basicsr
 
     # registration: each import below registers its classes into a basicsr registry
-    from . import rrdbnet_arch  # noqa: F401  ARCH_REGISTRY: ESRGANRRDBNet
-    from . import discriminator_arch  # noqa: F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
-    from . import perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANPerceptualLoss
-    from . import standin_perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANStandInPerceptualLoss
-    from . import ragan_loss  # noqa: F401  LOSS_REGISTRY: ESRGANRaGANLoss
-    from . import psnr_model  # noqa: F401  MODEL_REGISTRY: ESRGANPSNRModel
-    from . import ragan_model  # noqa: F401  MODEL_REGISTRY: ESRGANRaGANModel
-    from . import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
-    from . import lpips_metric  # noqa: F401  METRIC_REGISTRY: calculate_lpips
+    from esrgan_plugin.archs import rrdbnet_arch  # noqa: F401  ARCH_REGISTRY: ESRGANRRDBNet
+    from esrgan_plugin.archs import discriminator_arch  # noqa: F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
+    from esrgan_plugin.losses import perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANPerceptualLoss
+    from esrgan_plugin.losses import standin_perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANStandInPerceptualLoss
+    from esrgan_plugin.losses import ragan_loss  # noqa: F401  LOSS_REGISTRY: ESRGANRaGANLoss
+    from esrgan_plugin.models import psnr_model  # noqa: F401  MODEL_REGISTRY: ESRGANPSNRModel
+    from esrgan_plugin.models import ragan_model  # noqa: F401  MODEL_REGISTRY: ESRGANRaGANModel
+    from esrgan_plugin.data import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
+    from esrgan_plugin.metrics import lpips_metric  # noqa: F401  METRIC_REGISTRY: calculate_lpips
 
 
 def _imported_to_run_one_of_our_commands() -> bool:

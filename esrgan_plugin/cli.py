@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from .errors import UserFacingError, one_line
+from esrgan_plugin.errors import UserFacingError, one_line
 
 
 def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -31,7 +31,7 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
 
 
 def _shipped_or_path(path: str) -> str:
-    from .options import resolve_option_file  # here: options imports this module
+    from esrgan_plugin.options import resolve_option_file  # here: options imports this module
 
     return resolve_option_file(path)
 
@@ -60,10 +60,10 @@ def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namesp
     and the run goes on. On resume, pretrained files are not required (basicsr loads
     the experiment's own).
     """
-    from . import register
+    from esrgan_plugin import register
 
     register()  # basicsr adaptations and registration, now that the arguments are parsed
-    from .option_check import read_options  # imports the registries (torch, basicsr)
+    from esrgan_plugin.config.checks import read_options  # imports the registries (torch, basicsr)
 
     opt, report = read_options(args.opt, args.force_yml or (), is_train,
                                pretrained=not getattr(args, 'auto_resume', False))
@@ -80,7 +80,7 @@ def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namesp
 def check_lmdb_data(opt: dict) -> None:
     """LMDBs, whichever dataset type reads them, are checked for truncation and for GT and LQ from different
     preparation runs (a DataError: one line, exit code 1) before any process maps them."""
-    from .lmdb_check import check_lmdb_pair
+    from esrgan_plugin.data.lmdb_check import check_lmdb_pair
 
     for dataset in opt['datasets'].values():
         backend = dataset.get('io_backend')

@@ -99,7 +99,7 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     """
     from basicsr.utils import check_resume
 
-    from .resume import find_resume_point
+    from esrgan_plugin.training.resume import find_resume_point
 
     opt['path'].setdefault('experiments_root', os.path.join(opt['root_path'], 'experiments', opt['name']))
     point = find_resume_point(opt)
@@ -150,7 +150,7 @@ def ordered_yaml() -> tuple:
     file) keeps the file basicsr copies into ``experiments/`` the user's own, and
     is one small rule both readers share (``option_file.with_yaml12_floats``).
     """
-    from .option_file import with_yaml12_floats
+    from esrgan_plugin.config.option_file import with_yaml12_floats
 
     loader, dumper = REPLACED['ordered_yaml']()
     return with_yaml12_floats(loader), dumper
@@ -163,7 +163,7 @@ def postprocess_yml_value(value: str) -> Any:
     A value on the command line now means what it means in the file (safe YAML,
     YAML 1.2 floats), so the override the option check validated is the one that runs.
     """
-    from .option_file import parse_override_value
+    from esrgan_plugin.config.option_file import parse_override_value
 
     return parse_override_value(value)
 

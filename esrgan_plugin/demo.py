@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from .cli import run_main, say
-from .errors import UserFacingError
+from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.errors import UserFacingError
 
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'stereo_motorcycle', 'retina',
                 'camera', 'brick', 'grass', 'gravel')
@@ -56,7 +56,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from . import fileio  # noqa: E402
+from esrgan_plugin import fileio  # noqa: E402
 
 
 def step(message: str) -> None:
@@ -300,13 +300,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   'folder.')
         shutil.rmtree(out)
     start = time.time()
-    from . import register
+    from esrgan_plugin import register
 
     register()
-    from .checkpoint import load_generator
-    from .interpolate import interpolate
-    from .perceptual_loss import default_vgg19_path
-    from .prepare_data import prepare
+    from esrgan_plugin.archs.checkpoint import load_generator
+    from esrgan_plugin.interpolate import interpolate
+    from esrgan_plugin.losses.perceptual_loss import default_vgg19_path
+    from esrgan_plugin.prepare_data import prepare
 
     step(f'Writing photos bundled with scikit-image (training: {", ".join(TRAIN_PHOTOS)}; held out: '
          f'{", ".join(TEST_PHOTOS)})')

@@ -14,8 +14,8 @@ import os
 import warnings
 from typing import Optional, Sequence
 
-from .cli import run_main, say
-from .errors import UserFacingError
+from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.errors import UserFacingError
 
 # numpy, torch and the modules that use them are imported below build_parser(), so that the command answers
 # -h and usage errors before paying for them; the functions here use them only when called.
@@ -99,10 +99,10 @@ if __name__ == '__main__':
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from . import fileio, register  # noqa: E402
+from esrgan_plugin import fileio, register  # noqa: E402
 
 register()  # basicsr adaptations before the modules below import basicsr
-from .checkpoint import infer_arch_params, load_generator  # noqa: E402
+from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from .errors import DiskFullError
+from esrgan_plugin.errors import DiskFullError
 
 # .<stem>.<token>.tmp<ext>: the token is 8 characters of [a-z0-9_], the same shape as the names
 # tempfile.mkstemp gave before, so leftovers of older versions are recognised too.

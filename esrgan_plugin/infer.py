@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from .cli import run_main, say
-from .errors import UserFacingError
+from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.errors import UserFacingError
 
 # numpy, OpenCV, torch and the modules that use them are imported below build_parser(), so that the
 # command answers -h and usage errors before paying for them; the functions here use them only when called.
@@ -334,12 +334,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from . import fileio, register  # noqa: E402
+from esrgan_plugin import fileio, register  # noqa: E402
 
 register()  # basicsr adaptations before the modules below import basicsr
-from .checkpoint import load_generator  # noqa: E402
-from .fast_inference import PRECISIONS, choose_dtype, prepare_generator  # noqa: E402,F401
-from .tiling import count_tiles, iter_tiles  # noqa: E402
+from esrgan_plugin.archs.checkpoint import load_generator  # noqa: E402
+from esrgan_plugin.inference.runtime import PRECISIONS, choose_dtype, prepare_generator  # noqa: E402,F401
+from esrgan_plugin.inference.tiling import count_tiles, iter_tiles  # noqa: E402
 
 _LOSSY_QUALITY = {'.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95],
                   '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}

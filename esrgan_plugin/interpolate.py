@@ -17,7 +17,7 @@ import argparse
 import os
 from typing import Mapping, Optional, Sequence
 
-from .cli import run_main, say
+from esrgan_plugin.cli import run_main, say
 
 # torch and the modules that use it are imported below build_parser(), so that the command answers -h and
 # usage errors before paying for them; the functions here use them only when called.
@@ -100,17 +100,17 @@ if __name__ == '__main__':
 
 import torch  # noqa: E402
 
-from . import fileio, register  # noqa: E402
+from esrgan_plugin import fileio, register  # noqa: E402
 
 register()  # basicsr adaptations before the modules below import basicsr
-from .checkpoint import CheckpointError, StateDict, first_difference, load_generator_state  # noqa: E402
+from esrgan_plugin.archs.checkpoint import CheckpointError, StateDict, first_difference, load_generator_state  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.sweep is not None:
-        from .sweep import parse_range
+        from esrgan_plugin.inference.sweep import parse_range
         alphas = parse_range(args.sweep)
     else:
         alphas = args.alpha if args.alpha is not None else [0.8]
@@ -127,10 +127,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def evaluate_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, alphas: Sequence[float]) -> int:
-    """--eval: the perception-distortion sweep (esrgan_plugin.sweep), checked before any work starts."""
-    from .metrics import check_weights_available
-    from .option_check import read_options
-    from .sweep import matplotlib_available, run_sweep
+    """--eval: the perception-distortion sweep (esrgan_plugin.inference.sweep), checked before any work starts."""
+    from esrgan_plugin.metrics.scoring import check_weights_available
+    from esrgan_plugin.config.checks import read_options
+    from esrgan_plugin.inference.sweep import matplotlib_available, run_sweep
 
     # The test command's checks of the option file; its checkpoint is not needed (the sweep brings its own).
     eval_opt, report = read_options(args.eval, (), is_train=False, pretrained=False)

@@ -13,8 +13,8 @@ import os
 import shutil
 from typing import Optional, Sequence
 
-from .cli import run_main, say
-from .errors import UserFacingError
+from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.errors import UserFacingError
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 OPTION_EXTENSIONS = ('.yml', '.yaml')

@@ -38,10 +38,9 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from . import fileio
-from .cli import run_main, say
-from .image_store import (IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode,
-                          image_size, list_images, meta_info_text, read_image)
+from esrgan_plugin import fileio
+from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode, image_size, list_images, meta_info_text, read_image
 
 # Commit the LMDB write transaction after this many values: large enough to be
 # fast, small enough that one transaction never holds gigabytes of dirty pages.

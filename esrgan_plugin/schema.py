@@ -223,7 +223,7 @@ class ValBase(Section):
     save_img: bool
     suffix: Optional[str] = None
     pbar: bool = False
-    # Validation/test precision; unset: training's (esrgan_plugin.precision.evaluation_precision).
+    # Validation/test precision; unset: training's (esrgan_plugin.training.precision.evaluation_precision).
     amp: Optional[Literal[PRECISIONS]] = Field(None, description="validation/test precision; unset: train.amp's")
     channels_last: Optional[bool] = Field(None, description="unset: train.channels_last's")
     compile: Optional[CompileOption] = Field(None, description="unset: train.compile's")
@@ -254,7 +254,7 @@ KEYWORD_CHOICES = {
 
 def keyword_choices(type_name: str, keyword: str) -> Optional[tuple]:
     if (type_name, keyword) == ('ESRGANPerceptualLoss', 'layer'):
-        from .perceptual_loss import VGG19_CONV_INDEX
+        from esrgan_plugin.losses.perceptual_loss import VGG19_CONV_INDEX
         return tuple(VGG19_CONV_INDEX)
     return KEYWORD_CHOICES.get((type_name, keyword)) or KEYWORD_CHOICES.get((None, keyword))
 
@@ -421,7 +421,7 @@ def _options_model(registry_names: tuple) -> type:
     metric = typed_union('metric', *registered_sections('metric', METRIC_REGISTRY, extra_fields={
         'better': (Optional[Literal['higher', 'lower']], Field(None, description=(
             'which way is better (log and best-metric tracking); default: lower for calculate_niqe and '
-            'calculate_lpips, higher for the others (esrgan_plugin.metrics)')))}))
+            'calculate_lpips, higher for the others (esrgan_plugin.metrics.scoring)')))}))
     optimizer, scheduler = optimizer_union(), scheduler_union()
 
     train = create_model(
@@ -456,7 +456,7 @@ def main(argv: Optional[list] = None) -> int:
         'python -m esrgan_plugin.schema > esrgan_options.schema.json')
     parser.add_argument('-o', '--output', help='write to this file instead of standard output')
     args = parser.parse_args(argv)
-    from . import register
+    from esrgan_plugin import register
 
     register()  # the schema lists the registered classes; registration waits until the arguments are parsed
     text = json.dumps(json_schema(), indent=1)
@@ -464,7 +464,7 @@ def main(argv: Optional[list] = None) -> int:
         with open(args.output, 'w', encoding='utf-8') as f:
             f.write(text + '\n')
     else:
-        from .cli import say
+        from esrgan_plugin.cli import say
         say(text)
     return 0
 

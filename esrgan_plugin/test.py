@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main, say
+from esrgan_plugin.cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main, say
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -26,13 +26,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     from basicsr.test import test_pipeline
-    from .precision import check_options, planned_device_type
+    from esrgan_plugin.training.precision import check_options, planned_device_type
     check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
 
-    from .metrics import check_weights_available
+    from esrgan_plugin.metrics.scoring import check_weights_available
     check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
 
-    from .generator_options import option_file_for_basicsr
+    from esrgan_plugin.config.network_auto import option_file_for_basicsr
     # network_g read from the checkpoint when the file has none; a disagreeing one stops here, before any folder
     with option_file_for_basicsr(args.opt, opt, args.force_yml) as (opt_path, note):
         if note:

@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 
-from .cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main
+from esrgan_plugin.cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -29,13 +29,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
 
-    from .train_loop import train_pipeline
-    from .perceptual_loss import check_vgg19_available
+    from esrgan_plugin.training.train_loop import train_pipeline
+    from esrgan_plugin.losses.perceptual_loss import check_vgg19_available
     check_vgg19_available((opt.get('train') or {}).get('perceptual_opt'))  # before any folder is made
-    from .precision import check_options, planned_device_type
+    from esrgan_plugin.training.precision import check_options, planned_device_type
     check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
 
-    from .metrics import check_weights_available
+    from esrgan_plugin.metrics.scoring import check_weights_available
     check_weights_available((opt.get('val') or {}).get('metrics'))  # LPIPS weights, before any folder
 
     sys.argv = basicsr_argv(parser.prog, args)  # basicsr parses sys.argv itself

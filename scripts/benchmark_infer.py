@@ -58,7 +58,7 @@ BASICSR_SCRIPT = '''
 import sys, cv2, numpy as np, torch
 import esrgan_plugin  # only for basicsr's adaptations to current torchvision; the net below is basicsr's
 from basicsr.archs.rrdbnet_arch import RRDBNet
-from esrgan_plugin.checkpoint import load_generator_state
+from esrgan_plugin.archs.checkpoint import load_generator_state
 net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32).eval()
 net.load_state_dict(load_generator_state(sys.argv[1]))
 img = cv2.imread(sys.argv[2])[..., ::-1] / 255.0
@@ -94,13 +94,13 @@ def to_8bit(out: torch.Tensor) -> np.ndarray:
 
 
 def build_modes(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """Each row's forward function; ours are prepared with esrgan_plugin.fast_inference, as infer does."""
+    """Each row's forward function; ours are prepared with esrgan_plugin.inference.runtime, as infer does."""
     import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
     from basicsr.archs.rrdbnet_arch import RRDBNet
 
-    from esrgan_plugin.checkpoint import load_generator
-    from esrgan_plugin.fast_inference import prepare_generator
-    from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
+    from esrgan_plugin.archs.checkpoint import load_generator
+    from esrgan_plugin.inference.runtime import prepare_generator
+    from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
     ours = load_generator(TRAINED) if os.path.isfile(TRAINED) else ESRGANRRDBNet(num_block=args.num_block)
     theirs = RRDBNet(3, 3, scale=4, num_feat=64, num_block=len(ours.body), num_grow_ch=32).eval()
@@ -172,7 +172,7 @@ def bench_in_process(args: argparse.Namespace) -> None:
     for _ in range(args.repeats):
         for name, run in modes.items():
             times[name].append(timed(run)[0])
-    from esrgan_plugin.precision import cpu_has_fast_bf16
+    from esrgan_plugin.training.precision import cpu_has_fast_bf16
     if device.type == 'cpu':
         print(f'CPU with native bf16 (AVX512-BF16/AMX): {cpu_has_fast_bf16()}')
     weights = 'trained RealESRGAN_x4plus' if os.path.isfile(TRAINED) else 'paper-initialised (no trained weights)'

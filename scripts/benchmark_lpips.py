@@ -36,7 +36,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 import esrgan_plugin  # noqa: E402,F401
-from esrgan_plugin import lpips_metric  # noqa: E402
+from esrgan_plugin.metrics import lpips_metric  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Print the cost of seeding every training sample (``esrgan_plugin.train_data``), in microseconds per sample.
+"""Print the cost of seeding every training sample (``esrgan_plugin.training.train_data``), in microseconds per sample.
 
     python scripts/benchmark_sample_seeding.py                 # synthetic 480x480 sub-images, 128 crops
     python scripts/benchmark_sample_seeding.py --gt data/gt.lmdb --lq data/lq_x4.lmdb
@@ -43,8 +43,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import esrgan_plugin  # noqa: F401
-    from esrgan_plugin.div2k_dataset import DIV2KPairedDataset
-    from esrgan_plugin.train_data import _seeded, sample_seed
+    from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
+    from esrgan_plugin.training.train_data import _seeded, sample_seed
 
     with tempfile.TemporaryDirectory() as tmp:
         gt, lq = (args.gt, args.lq) if args.gt else _synthetic_lmdbs(tmp)

@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import esrgan_plugin  # noqa: F401  registration
-    from esrgan_plugin.checkpoint import load_generator
+    from esrgan_plugin.archs.checkpoint import load_generator
     torch.set_num_threads(args.threads)
     net = load_generator(TRAINED).eval()
     half = args.cols // 2

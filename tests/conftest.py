@@ -16,7 +16,7 @@ TINY_ARCH = dict(num_feat=8, num_block=2, num_grow_ch=4)
 
 
 def tiny_generator(scale: int = 4, seed: int = 0, **overrides) -> torch.nn.Module:
-    from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
+    from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
     torch.manual_seed(seed)
     return ESRGANRRDBNet(**{**TINY_ARCH, 'scale': scale, **overrides}).eval()
 

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import TINY_ARCH, tiny_generator
-from esrgan_plugin import checkpoint as ckpt
+from esrgan_plugin.archs import checkpoint as ckpt
 
 
 def _save(obj, path):
@@ -60,7 +60,7 @@ def test_xinntao_layout_key_names():
 
 
 def test_default_architecture_is_inferred():
-    from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
+    from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
     sd = ckpt.from_basicsr_layout(ESRGANRRDBNet().state_dict(), 'original')
     assert ckpt.infer_arch_params(ckpt.to_basicsr_layout(sd)) == dict(
         num_in_ch=3, num_out_ch=3, scale=4, num_feat=64, num_block=23, num_grow_ch=32)

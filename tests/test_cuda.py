@@ -140,8 +140,8 @@ def test_nccl_ddp_one_process(tmp_path):
 # ------------------------------------------------------------------ inference (issue 8)
 @pytest.mark.parametrize('precision,tolerance', [('fp16', 5e-3), ('bf16', 3e-2)])
 def test_reduced_precision_inference_on_cuda(precision, tolerance):
-    from esrgan_plugin.fast_inference import choose_dtype, prepare_generator
-    from esrgan_plugin.tiling import upscale_tiled
+    from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
+    from esrgan_plugin.inference.tiling import upscale_tiled
     dtype, note = choose_dtype(precision, torch.device('cuda'))
     assert note is None and dtype == {'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     net = prepare_generator(tiny_generator(4, seed=6), torch.device('cuda'), dtype)
@@ -156,7 +156,7 @@ def test_reduced_precision_inference_on_cuda(precision, tolerance):
 
 
 def test_channels_last_fp32_on_cuda_matches_cpu():
-    from esrgan_plugin.fast_inference import prepare_generator
+    from esrgan_plugin.inference.runtime import prepare_generator
     net = prepare_generator(tiny_generator(4, seed=7), torch.device('cuda'), channels_last=True)
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
@@ -164,8 +164,8 @@ def test_channels_last_fp32_on_cuda_matches_cpu():
 
 
 def test_compiled_fp16_inference_on_cuda():
-    from esrgan_plugin.fast_inference import prepare_generator
-    from esrgan_plugin.tiling import upscale_tiled
+    from esrgan_plugin.inference.runtime import prepare_generator
+    from esrgan_plugin.inference.tiling import upscale_tiled
     net = prepare_generator(tiny_generator(4, seed=8), torch.device('cuda'), torch.float16, compile_mode=True)
     x = torch.rand(1, 3, 24, 20)
     with torch.no_grad():

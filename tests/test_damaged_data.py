@@ -12,9 +12,9 @@ import yaml
 
 from conftest import PYTHON, TINY_ARCH, subprocess_env
 from esrgan_plugin import cli, train
-from esrgan_plugin.div2k_dataset import DIV2KPairedDataset
+from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
 from esrgan_plugin.errors import DataError, one_line
-from esrgan_plugin.lmdb_check import check_data_file, check_lmdb_pair
+from esrgan_plugin.data.lmdb_check import check_data_file, check_lmdb_pair
 from esrgan_plugin.prepare_data import prepare
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 
-from esrgan_plugin.discriminator_arch import ESRGANVGGDiscriminator
+from esrgan_plugin.archs.discriminator_arch import ESRGANVGGDiscriminator
 
 
 @pytest.mark.parametrize('size', [32, 64, 96, 128, 192])

@@ -14,8 +14,8 @@ from basicsr.data import build_dataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from esrgan_plugin.div2k_dataset import DIV2KPairedDataset
-from esrgan_plugin.image_store import DataError
+from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
+from esrgan_plugin.data.image_store import DataError
 from esrgan_plugin.prepare_data import prepare
 
 SCALE = 4

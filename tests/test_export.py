@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import export
-from esrgan_plugin.checkpoint import from_basicsr_layout, load_generator
+from esrgan_plugin.archs.checkpoint import from_basicsr_layout, load_generator
 from esrgan_plugin.errors import UserFacingError
 
 

@@ -9,8 +9,8 @@ import torch
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import infer
-from esrgan_plugin.fast_inference import choose_dtype, prepare_generator
-from esrgan_plugin.tiling import upscale_tiled
+from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
+from esrgan_plugin.inference.tiling import upscale_tiled
 
 
 def eight_bit(out: torch.Tensor) -> np.ndarray:
@@ -29,7 +29,7 @@ def trained(shared_data):
     path = os.path.join(shared_data, 'weights', 'RealESRGAN_x4plus.pth')
     if not os.path.isfile(path):
         pytest.skip('the shared trained weights are not present')
-    from esrgan_plugin.checkpoint import load_generator
+    from esrgan_plugin.archs.checkpoint import load_generator
     return load_generator(path)
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import PYTHON, subprocess_env, tiny_generator
-from esrgan_plugin import fast_inference, infer
-from esrgan_plugin.checkpoint import from_basicsr_layout
+from esrgan_plugin.inference import runtime as fast_inference
+from esrgan_plugin import infer
+from esrgan_plugin.archs.checkpoint import from_basicsr_layout
 from esrgan_plugin.errors import UserFacingError
 
 

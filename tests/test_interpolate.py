@@ -7,7 +7,7 @@ import torch
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env, tiny_generator
 from esrgan_plugin import interpolate as interp
-from esrgan_plugin.checkpoint import CheckpointError, from_basicsr_layout, load_generator
+from esrgan_plugin.archs.checkpoint import CheckpointError, from_basicsr_layout, load_generator
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
-from esrgan_plugin import lpips_metric
+from esrgan_plugin.metrics import lpips_metric
 from eval_fixtures import make_test_set, save_alexnet_trunk
 
 

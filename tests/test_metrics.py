@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from basicsr.models.base_model import BaseModel
 
-from esrgan_plugin import metrics
+from esrgan_plugin.metrics import scoring as metrics
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.psnr_model import ESRGANPSNRModel
+from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
 
 METRIC_OPTS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},

@@ -8,9 +8,10 @@ import pytest
 import torch
 import yaml
 
-from esrgan_plugin import option_check, schema
-from esrgan_plugin.option_check import check_options, read_options
-from esrgan_plugin.option_file import apply_overrides, load_yaml, parse_override_value
+from esrgan_plugin.config import checks as option_check
+from esrgan_plugin import schema
+from esrgan_plugin.config.checks import check_options, read_options
+from esrgan_plugin.config.option_file import apply_overrides, load_yaml, parse_override_value
 
 from conftest import REPO_ROOT
 

@@ -151,7 +151,7 @@ def test_results_page_shows_every_image_and_metric_and_references_only_existing_
         assert f'{means[metric]:.4f}' in page.text, metric
     # the crops are the same region of each image; the bicubic one is MATLAB bicubic of the LR
     from basicsr.utils.matlab_functions import imresize
-    from esrgan_plugin.results_page import detailed_region
+    from esrgan_plugin.metrics.results_page import detailed_region
     gt = cv2.imread(os.path.join(runs['gt_dir'], 'astronaut.png'))
     lq = cv2.imread(os.path.join(runs['lq_dir'], 'astronaut.png'))
     top, left, size = detailed_region(gt, 128, 4)

@@ -2,8 +2,7 @@ import pytest
 import torch
 from torchvision.models import vgg19
 
-from esrgan_plugin.perceptual_loss import (ESRGANPerceptualLoss, VGGWeightsMissing, check_vgg19_available,
-                                           default_vgg19_path)
+from esrgan_plugin.losses.perceptual_loss import ESRGANPerceptualLoss, VGGWeightsMissing, check_vgg19_available, default_vgg19_path
 
 
 def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
 from esrgan_plugin import prepare_data
-from esrgan_plugin.image_store import DataError, read_meta_info
+from esrgan_plugin.data.image_store import DataError, read_meta_info
 from esrgan_plugin.prepare_data import prepare, window_starts
 
 
@@ -313,7 +313,7 @@ def _hr_folder(folder, seed, count=2, size=32):
 
 def _which_run(out_dir, seeds):
     """The seed both databases were made from, or 'refused' when the pair is not accepted as data."""
-    from esrgan_plugin.div2k_dataset import DIV2KPairedDataset
+    from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
     gt, lq = os.path.join(out_dir, 'gt.lmdb'), os.path.join(out_dir, 'lq_x4.lmdb')
     try:
         DIV2KPairedDataset({'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}, 'scale': 4,

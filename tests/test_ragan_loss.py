@@ -1,6 +1,6 @@
 import torch
 
-from esrgan_plugin.ragan_loss import ESRGANRaGANLoss, ragan_d_terms, ragan_g_loss
+from esrgan_plugin.losses.ragan_loss import ESRGANRaGANLoss, ragan_d_terms, ragan_g_loss
 
 REAL = torch.tensor([[2.0], [0.5], [-1.0], [3.0]])
 FAKE = torch.tensor([[-0.5], [1.5], [0.0], [-2.0]])

@@ -82,7 +82,7 @@ def test_non_finite_loss_skips_the_update_then_stops(tmp_path):
     model.feed_data(bad)
     model.optimize_parameters(1)
     assert not changed(g0, model.net_g)
-    from esrgan_plugin.psnr_model import TrainingDiverged
+    from esrgan_plugin.models.psnr_model import TrainingDiverged
     with pytest.raises(TrainingDiverged, match='2 non-finite losses in a row'):
         model.optimize_parameters(2)
 

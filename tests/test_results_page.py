@@ -1,7 +1,7 @@
 """The results page's choice of crop (the page itself is tested end to end in test_perceptual_evaluation.py)."""
 import numpy as np
 
-from esrgan_plugin.results_page import detailed_region
+from esrgan_plugin.metrics.results_page import detailed_region
 
 
 def test_crop_is_the_textured_region_on_the_scale_grid():

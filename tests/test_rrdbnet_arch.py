@@ -4,7 +4,7 @@ from basicsr.archs.rrdbnet_arch import RRDBNet as BasicsrRRDBNet
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from conftest import TINY_ARCH, tiny_generator
-from esrgan_plugin.rrdbnet_arch import ESRGANRRDBNet
+from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 
 @pytest.mark.parametrize('scale', [1, 2, 4, 8])

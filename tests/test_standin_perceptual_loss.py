@@ -2,7 +2,7 @@
 import torch
 from torch.nn import functional as F
 
-from esrgan_plugin.standin_perceptual_loss import ESRGANStandInPerceptualLoss, gram_matrix
+from esrgan_plugin.losses.standin_perceptual_loss import ESRGANStandInPerceptualLoss, gram_matrix
 
 
 def textured(seed: int = 0, size: int = 64) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The sweep's arguments and plot axes (the sweep itself runs end to end in test_perceptual_evaluation.py)."""
 import pytest
 
-from esrgan_plugin import interpolate, sweep
+from esrgan_plugin import interpolate
+from esrgan_plugin.inference import sweep
 from esrgan_plugin.errors import UserFacingError
 
 

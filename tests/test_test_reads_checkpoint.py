@@ -10,7 +10,7 @@ import yaml
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.generator_options import apply_overrides, resolve_network_g
+from esrgan_plugin.config.network_auto import apply_overrides, resolve_network_g
 
 # Not the option files' (paper's) architecture: every hyper-parameter differs from the defaults.
 ARCH = dict(num_feat=8, num_block=2, num_grow_ch=4, scale=4)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from conftest import TINY_ARCH, tiny_generator
-from esrgan_plugin import tiling
-from esrgan_plugin.tiling import count_tiles, receptive_radius, upscale_tiled
+from esrgan_plugin.inference import tiling
+from esrgan_plugin.inference.tiling import count_tiles, receptive_radius, upscale_tiled
 
 
 def strong_generator(scale: int, seed: int = 1) -> torch.nn.Module:

@@ -10,9 +10,9 @@ from basicsr.utils import MessageLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import basicsr_log_messages
-from esrgan_plugin.stop_signals import StopSignals
-from esrgan_plugin.train_data import WorkerSignals, stop_signals_held
-from esrgan_plugin.train_loop import EtaMessageLogger, determinism
+from esrgan_plugin.training.stop_signals import StopSignals
+from esrgan_plugin.training.train_data import WorkerSignals, stop_signals_held
+from esrgan_plugin.training.train_loop import EtaMessageLogger, determinism
 
 
 def _last_message(logger_class, current_iter, total_iter=10, seconds_per_iter=3.0):

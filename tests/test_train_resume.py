@@ -23,7 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from conftest import PYTHON, basicsr_log_messages, subprocess_env
 from esrgan_plugin import train
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.psnr_model import ESRGANPSNRModel
+from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
 from test_train_end_to_end import gan_options, make_lmdb_pair, read_log
 
 
@@ -184,7 +184,7 @@ def test_damaged_newest_state_resumes_from_the_one_before_and_temp_files_go(tmp_
 
 
 def test_damaged_network_file_makes_its_state_unusable(tmp_path):
-    from esrgan_plugin.resume import find_resume_point
+    from esrgan_plugin.training.resume import find_resume_point
     root = tmp_path / 'experiments' / 'x'
     (root / 'models').mkdir(parents=True)
     (root / 'training_states').mkdir()

@@ -20,7 +20,7 @@ from basicsr.models import build_model
 from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env
 from test_ragan_model import batch, model_opt
 
-from esrgan_plugin import precision
+from esrgan_plugin.training import precision
 from esrgan_plugin.errors import UserFacingError
 
 MODES = {

@@ -16,8 +16,8 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 
-from . import lpips_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_lpips
-from .errors import UserFacingError
+from esrgan_plugin.metrics import lpips_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_lpips
+from esrgan_plugin.errors import UserFacingError
 
 LOWER_IS_BETTER = {'calculate_niqe', 'calculate_lpips'}
 

@@ -21,7 +21,7 @@ from typing import Optional, Union
 
 import torch
 
-from .precision import cpu_has_fast_bf16
+from esrgan_plugin.training.precision import cpu_has_fast_bf16
 
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 

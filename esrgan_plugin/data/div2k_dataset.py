@@ -30,8 +30,8 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .image_store import DataError, Entry, decode, image_size, is_lmdb, list_images, read_image, read_meta_info
-from .lmdb_check import check_lmdb_pair
+from esrgan_plugin.data.image_store import DataError, Entry, decode, image_size, is_lmdb, list_images, read_image, read_meta_info
+from esrgan_plugin.data.lmdb_check import check_lmdb_pair
 
 
 class _Pair(NamedTuple):

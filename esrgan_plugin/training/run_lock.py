@@ -14,7 +14,7 @@ import os
 import socket
 from typing import Optional
 
-from .errors import UserFacingError
+from esrgan_plugin.errors import UserFacingError
 
 
 class ExperimentInUse(UserFacingError):

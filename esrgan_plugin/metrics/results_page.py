@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
-from . import fileio
+from esrgan_plugin import fileio
 
 CROP = 128  # ground-truth pixels per side of the detailed region
 SHOWN = 192  # CSS pixels per side of each crop on the page

@@ -31,8 +31,8 @@ from typing import Mapping, Optional
 
 import torch
 
-from .errors import UserFacingError
-from .rrdbnet_arch import SUPPORTED_SCALES, ESRGANRRDBNet, num_upsample_stages, unshuffle_factor
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.archs.rrdbnet_arch import SUPPORTED_SCALES, ESRGANRRDBNet, num_upsample_stages, unshuffle_factor
 
 StateDict = dict[str, torch.Tensor]
 

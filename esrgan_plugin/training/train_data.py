@@ -22,7 +22,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import PrefetchDataLoader
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from .stop_signals import STOP_SIGNALS
+from esrgan_plugin.training.stop_signals import STOP_SIGNALS
 
 
 def sample_seed(seed: int, epoch: int, rank: int, position: int) -> int:

@@ -29,7 +29,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 from torchvision.models import alexnet, vgg16
 
-from .errors import UserFacingError
+from esrgan_plugin.errors import UserFacingError
 
 
 class LPIPSWeightsMissing(UserFacingError):

@@ -30,9 +30,9 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from . import precision
-from .errors import UserFacingError
-from .psnr_model import ESRGANPSNRModel, build_optimizer
+from esrgan_plugin.training import precision
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.models.psnr_model import ESRGANPSNRModel, build_optimizer
 
 
 def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:

@@ -19,9 +19,9 @@ from typing import Iterator, Optional, Sequence
 
 import yaml
 
-from .checkpoint import infer_arch_params, load_generator_state
-from .errors import UserFacingError
-from .rrdbnet_arch import ESRGANRRDBNet
+from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator_state
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 AUTO = 'auto'
 GENERATOR_TYPE = 'ESRGANRRDBNet'

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import UserFacingError
+from esrgan_plugin.errors import UserFacingError
 
 
 @dataclass

@@ -36,11 +36,12 @@ from basicsr.utils import (AvgTimer, MessageLogger, check_resume, get_env_info, 
                            make_exp_dirs, mkdir_and_rename)
 from basicsr.utils.options import copy_opt_file, dict2str, parse_options
 
-from . import fileio, resume
-from .errors import UserFacingError
-from .run_lock import ExperimentLock
-from .stop_signals import StopSignals
-from .train_data import WorkerSignals, build_train_loader, stop_signals_held
+from esrgan_plugin import fileio
+from esrgan_plugin.training import resume
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.training.run_lock import ExperimentLock
+from esrgan_plugin.training.stop_signals import StopSignals
+from esrgan_plugin.training.train_data import WorkerSignals, build_train_loader, stop_signals_held
 
 
 class EtaMessageLogger(MessageLogger):

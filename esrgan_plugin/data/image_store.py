@@ -29,7 +29,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .errors import DataError
+from esrgan_plugin.errors import DataError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 STORAGE_FORMATS = ('png', 'raw')

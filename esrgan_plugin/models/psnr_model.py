@@ -2,7 +2,7 @@
 
 It is basicsr's ``SRModel`` with what the plugin needs on top:
 
-* generators load through ``esrgan_plugin.checkpoint`` (every published layout,
+* generators load through ``esrgan_plugin.archs.checkpoint`` (every published layout,
   ``weights_only``, a one-line error naming the first key that does not fit);
 * checkpoints and training states are written atomically (``fileio``), never
   silently skipped;
@@ -16,7 +16,7 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * mixed precision (bf16, or fp16 with a gradient scaler), channels_last and
   torch.compile from ``train.amp`` / ``train.channels_last`` / ``train.compile``,
   in training and (``val.*`` overriding) in validation and test; see
-  ``esrgan_plugin.precision``;
+  ``esrgan_plugin.training.precision``;
 * options are read, never modified.
 """
 from __future__ import annotations
@@ -38,9 +38,12 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import checkpoint, fileio, metrics, precision, results_page
-from .errors import UserFacingError
-from .rrdbnet_arch import ESRGANRRDBNet
+from esrgan_plugin.archs import checkpoint
+from esrgan_plugin import fileio
+from esrgan_plugin.metrics import scoring as metrics, results_page
+from esrgan_plugin.training import precision
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 
 class TrainingDiverged(UserFacingError):
@@ -184,7 +187,7 @@ class ESRGANPSNRModel(SRModel):
         """Networks first, the training state last: a state file on disk means its networks are complete.
 
         ``loop_state`` is what the training loop adds to the state (its position in the data, the generator
-        states); see ``esrgan_plugin.train_loop``.
+        states); see ``esrgan_plugin.training.train_loop``.
         """
         self.check_replicas_in_sync(current_iter)
         if hasattr(self, 'net_g_ema'):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import vgg19
 
-from .errors import UserFacingError
+from esrgan_plugin.errors import UserFacingError
 
 VGG19_FILENAME = 'vgg19-dcbb9e9d.pth'  # torchvision's IMAGENET1K_V1 weights
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'

@@ -21,7 +21,7 @@ from typing import Callable, ContextManager, Optional
 
 import torch
 
-from .errors import UserFacingError
+from esrgan_plugin.errors import UserFacingError
 
 AMP_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')

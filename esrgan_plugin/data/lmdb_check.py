@@ -20,7 +20,7 @@ import os
 import struct
 from typing import Optional
 
-from .errors import DataError
+from esrgan_plugin.errors import DataError
 
 _MAGIC = 0xBEEFC0DE
 _PAGE_HEADER = 16
@@ -86,8 +86,8 @@ def check_lmdb_pair(gt_root: Optional[str], lq_root: Optional[str]) -> None:
     Raises:
         DataError: one line naming what is wrong and how to fix it.
     """
-    from .fileio import REPLACE_JOURNAL
-    from .image_store import read_build_id
+    from esrgan_plugin.fileio import REPLACE_JOURNAL
+    from esrgan_plugin.data.image_store import read_build_id
 
     roots = [r for r in (gt_root, lq_root) if r]
     for root in roots:

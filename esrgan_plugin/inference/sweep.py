@@ -19,11 +19,12 @@ from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 from tqdm import tqdm
 
-from . import fileio, metrics
-from .checkpoint import infer_arch_params, load_generator_state
-from .errors import UserFacingError
-from .interpolate import check_compatible, interpolate
-from .rrdbnet_arch import ESRGANRRDBNet
+from esrgan_plugin import fileio
+from esrgan_plugin.metrics import scoring as metrics
+from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator_state
+from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.interpolate import check_compatible, interpolate
+from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 
 def parse_range(text: str) -> list[float]:

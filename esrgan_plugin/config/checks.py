@@ -13,8 +13,8 @@ from typing import Any, Iterable, NamedTuple, Optional
 import yaml
 from pydantic import ValidationError
 
-from . import schema
-from .option_file import apply_overrides, load_yaml
+from esrgan_plugin import schema
+from esrgan_plugin.config.option_file import apply_overrides, load_yaml
 
 GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
 # Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
