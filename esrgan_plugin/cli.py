@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
+from esrgan_plugin.config.shipped import resolve_option_file
 from esrgan_plugin.errors import UserFacingError, one_line
 
 
@@ -16,7 +17,7 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
     gives ``-h`` and early, clear errors before anything heavy starts.
     """
     example = 'train_ESRGAN_x4' if is_train else 'test_set14'
-    parser.add_argument('-opt', required=True, metavar='YML', type=_shipped_or_path,
+    parser.add_argument('-opt', required=True, metavar='YML', type=resolve_option_file,
                         help=f'option file (YAML), e.g. options/{example}.yml, or the bare name of one that ships with '
                         f'the package, e.g. {example} (python -m esrgan_plugin.options --list)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
@@ -28,12 +29,6 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
     parser.add_argument('--local_rank', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE',
                         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
-
-
-def _shipped_or_path(path: str) -> str:
-    from esrgan_plugin.options import resolve_option_file  # here: options imports this module
-
-    return resolve_option_file(path)
 
 
 def basicsr_argv(prog: str, args: argparse.Namespace, opt_path: Optional[str] = None) -> list[str]:

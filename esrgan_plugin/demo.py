@@ -304,9 +304,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     register()
     from esrgan_plugin.archs.checkpoint import load_generator
-    from esrgan_plugin.interpolate import interpolate
+    from esrgan_plugin.inference.interpolation import interpolate
     from esrgan_plugin.losses.perceptual_loss import default_vgg19_path
-    from esrgan_plugin.prepare_data import prepare
+    from esrgan_plugin.data.preparation import prepare
 
     step(f'Writing photos bundled with scikit-image (training: {", ".join(TRAIN_PHOTOS)}; held out: '
          f'{", ".join(TEST_PHOTOS)})')

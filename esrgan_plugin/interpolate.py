@@ -1,75 +1,16 @@
-"""Network interpolation (paper section 4.4): blend a PSNR-oriented and a GAN generator.
-
-theta = (1 - alpha) * theta_PSNR + alpha * theta_GAN, parameter by parameter,
-trades perceptual quality (alpha -> 1) against PSNR (alpha -> 0) without
-retraining, and avoids the noise that blending the two networks' *outputs*
-gives. Both inputs are first brought to basicsr's key layout, so checkpoints of
-different layouts combine; the results are basicsr ``{'params': ...}`` files
-that ``pretrain_network_g`` and ``esrgan_plugin.infer`` load.
+"""``python -m esrgan_plugin.interpolate``: network interpolation (paper section 4.4) and the perception-distortion sweep.
 
 ``python -m esrgan_plugin.interpolate --psnr A.pth --gan B.pth --alpha 0 0.2 0.5 0.8 1 -o out/``
 ``python -m esrgan_plugin.interpolate --psnr A.pth --gan B.pth --sweep 0:1:0.1 --eval options/test_set14.yml -o out/``
-(the perception-distortion sweep, ``sweep``)
+The library is ``inference.interpolation`` and ``inference.sweep``.
 """
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 from esrgan_plugin.cli import run_main, say
-
-# torch and the modules that use it are imported below build_parser(), so that the command answers -h and
-# usage errors before paying for them; the functions here use them only when called.
-
-
-def check_compatible(psnr: Mapping[str, torch.Tensor], gan: Mapping[str, torch.Tensor]) -> None:
-    """Raise a CheckpointError naming the first key that the two generators do not share with the same shape."""
-    difference = first_difference(psnr, gan)
-    if difference is None:
-        return
-    key, psnr_shape, gan_shape = difference
-    if gan_shape is None:
-        raise CheckpointError(f'the GAN generator lacks {key} (shape {psnr_shape} in the PSNR one); '
-                              'interpolate only generators of the same architecture.')
-    if psnr_shape is None:
-        raise CheckpointError(f'the PSNR generator lacks {key} (shape {gan_shape} in the GAN one); '
-                              'interpolate only generators of the same architecture.')
-    raise CheckpointError(f'{key} has shape {psnr_shape} in the PSNR generator but {gan_shape} in the GAN one; '
-                          'interpolate only generators of the same architecture (scale, num_feat, num_block, '
-                          'num_grow_ch).')
-
-
-def interpolate(psnr: Mapping[str, torch.Tensor], gan: Mapping[str, torch.Tensor], alpha: float) -> StateDict:
-    """``(1 - alpha) * psnr + alpha * gan`` per tensor, computed in float64 and returned as float32.
-
-    alpha 0 and 1 return the inputs exactly (float32 -> float64 -> float32 is lossless).
-    """
-    check_compatible(psnr, gan)
-    out = {}
-    for key, a in psnr.items():
-        a64, b64 = a.detach().to(torch.float64), gan[key].detach().to(torch.float64)
-        out[key] = ((1.0 - alpha) * a64 + alpha * b64).to(torch.float32)
-    return out
-
-
-def output_name(out_dir: str, alpha: float) -> str:
-    """``<out_dir>/interp_<alpha>.pth`` with alpha written the shortest way (0, 0.2, 1)."""
-    return os.path.join(out_dir, f'interp_{alpha:g}.pth')
-
-
-def interpolate_files(psnr_path: str, gan_path: str, alphas: Sequence[float], out_dir: str,
-                      param_key: Optional[str] = None) -> list[str]:
-    """Interpolate two generator checkpoints (any layouts) for each alpha; returns the written paths."""
-    psnr = load_generator_state(psnr_path, param_key)
-    gan = load_generator_state(gan_path, param_key)
-    check_compatible(psnr, gan)
-    written = []
-    for alpha in alphas:
-        path = output_name(out_dir, alpha)
-        fileio.save_torch({'params': interpolate(psnr, gan, alpha)}, path)
-        written.append(path)
-    return written
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,17 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-if __name__ == '__main__':
-    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
-
-import torch  # noqa: E402
-
-from esrgan_plugin import fileio, register  # noqa: E402
-
-register()  # basicsr adaptations before the modules below import basicsr
-from esrgan_plugin.archs.checkpoint import CheckpointError, StateDict, first_difference, load_generator_state  # noqa: E402
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -119,8 +49,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'--alpha {bad[0]:g} is outside 0..1; pass weights such as 0 0.2 0.5 0.8 1')
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         parser.error(f'output {args.output} is a file; pass a folder')
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
     if args.eval is not None:
         return evaluate_sweep(parser, args, alphas)
+    from esrgan_plugin.inference.interpolation import interpolate_files
     for path in interpolate_files(args.psnr, args.gan, alphas, args.output, args.param_key):
         say(path)
     return 0

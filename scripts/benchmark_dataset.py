@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     import cv2
     import esrgan_plugin  # noqa: F401  registration
     from esrgan_plugin.errors import UserFacingError
-    from esrgan_plugin.prepare_data import prepare
+    from esrgan_plugin.data.preparation import prepare
 
     cv2.setNumThreads(1)
     tmp = None

@@ -80,3 +80,14 @@ def small_disk(tmp_path):
         yield mount_point
     finally:
         subprocess.run(['umount', '-l', str(mount_point)], check=False)
+
+
+INTEGRATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'integration')
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end runs in tests/integration/ are the slow ones: marked as a folder, so -m "not slow" leaves
+    them out whatever their count."""
+    for item in items:
+        if str(item.path).startswith(INTEGRATION + os.sep):
+            item.add_marker(pytest.mark.slow)

@@ -274,21 +274,29 @@ def first_difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor
     return None
 
 
-def check_fits(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise one CheckpointError naming the first key that does not fit."""
-    difference = first_difference(expected, loaded)
+def check_same_keys(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], missing_in_b: str,
+                    missing_in_a: str, other_shape: str) -> None:
+    """Raise one CheckpointError for the first key whose presence or shape differs between ``a`` and ``b``.
+
+    The messages are templates with ``{key}``, ``{a}`` and ``{b}`` (the key's shape in ``a`` and in ``b``): the
+    first is used when ``b`` lacks the key, the second when ``a`` does, the third when the shapes differ.
+    """
+    difference = first_difference(a, b)
     if difference is None:
         return
-    key, want, got = difference
-    if got is None:
-        raise CheckpointError(f'{source} lacks {key} (expected shape {want}); '
-                              'it was saved from a different architecture.')
-    if want is None:
-        raise CheckpointError(f'{source} has {key} (shape {got}) which the network '
-                              'does not have; it was saved from a different architecture.')
-    raise CheckpointError(f'{source} does not fit the network: {key} has shape {got} '
-                          f'in the file but {want} in the network; check the network options '
-                          '(scale, num_feat, num_block, num_grow_ch).')
+    key, a_shape, b_shape = difference
+    template = missing_in_b if b_shape is None else missing_in_a if a_shape is None else other_shape
+    raise CheckpointError(template.format(key=key, a=a_shape, b=b_shape))
+
+
+def check_fits(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise one CheckpointError naming the first key of a checkpoint that does not fit the network."""
+    check_same_keys(expected, loaded,
+                    f'{source} lacks {{key}} (expected shape {{a}}); it was saved from a different architecture.',
+                    f'{source} has {{key}} (shape {{b}}) which the network does not have; it was saved from a '
+                    'different architecture.',
+                    f'{source} does not fit the network: {{key}} has shape {{b}} in the file but {{a}} in the '
+                    'network; check the network options (scale, num_feat, num_block, num_grow_ch).')
 
 
 def load_generator_state(path: str, param_key: Optional[str] = None) -> StateDict:

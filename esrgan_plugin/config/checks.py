@@ -13,7 +13,9 @@ from typing import Any, Iterable, NamedTuple, Optional
 import yaml
 from pydantic import ValidationError
 
-from esrgan_plugin import schema
+from esrgan_plugin.config import schema
+from esrgan_plugin.config.registered_sections import is_ours_or_basicsrs, registered
+from esrgan_plugin.config.sections import DATASET_SECTIONS, UnknownOption, suggestion
 from esrgan_plugin.config.option_file import apply_overrides, load_yaml
 
 GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
@@ -178,7 +180,7 @@ def describe(error: dict, opt: dict, example: str = EXAMPLE[True]) -> Problem:
     kind, value, ctx = error['type'], error.get('input'), error.get('ctx') or {}
     keys = _keys_in_data(opt, error['loc'])
     if kind == 'extra_forbidden':
-        hint = value.hint if isinstance(value, schema.UnknownOption) else 'unknown option; remove it'
+        hint = value.hint if isinstance(value, UnknownOption) else 'unknown option; remove it'
         return Problem(keys, hint)
     if kind == 'missing':
         what = 'section' if keys and keys[-1] in SECTIONS else 'option'
@@ -189,7 +191,7 @@ def describe(error: dict, opt: dict, example: str = EXAMPLE[True]) -> Problem:
                        _unknown_type(category, choices, value, example))
     if kind == 'literal_error':
         choices = [c.strip().strip("'") for c in ctx.get('expected', '').replace(' or ', ', ').split(', ')]
-        close = schema.suggestion(value, choices) if isinstance(value, str) else None
+        close = suggestion(value, choices) if isinstance(value, str) else None
         advice = f'did you mean {close}? (allowed: {", ".join(choices)})' if close else \
             f'use one of: {", ".join(choices)}'
         return Problem(keys, f'{_shown(value)} is not allowed; {advice}')
@@ -215,7 +217,7 @@ def _unknown_type(category: str, choices: list, value: Any, example: str) -> str
         return f'expected a mapping with a type key, got {_shown(value)}; see {example}'
     if 'type' not in value:
         return f'required option is missing; set the {category} type, one of: {listed}'
-    close = schema.suggestion(value['type'], choices)
+    close = suggestion(value['type'], choices)
     advice = f'did you mean {close}?' if close else f'use one of: {listed} (or register your own class)'
     return f'unknown {category} type {_shown(value["type"])}; {advice}'
 
@@ -244,7 +246,7 @@ def _arch_default(section: dict, keyword: str) -> Any:
     if keyword in section:
         return section[keyword]
     from basicsr.utils.registry import ARCH_REGISTRY
-    arch = schema.registered(ARCH_REGISTRY).get(section.get('type'))
+    arch = registered(ARCH_REGISTRY).get(section.get('type'))
     if arch is None:
         return None
     parameter = inspect.signature(arch).parameters.get(keyword)
@@ -384,13 +386,13 @@ def unchecked_sections(opt: dict) -> list[tuple[tuple, str]]:
     warnings = []
     for keys, registry in sections:
         kind = _get(opt, *keys, 'type')
-        obj = schema.registered(registry).get(kind) if isinstance(kind, str) else None
+        obj = registered(registry).get(kind) if isinstance(kind, str) else None
         if obj is None:
             continue
-        if not schema.is_ours_or_basicsrs(obj):
+        if not is_ours_or_basicsrs(obj):
             warnings.append((keys, f'{kind} is registered by {obj.__module__}, not by basicsr or esrgan_plugin; '
                              'its options are passed to it unchecked'))
-        elif registry is DATASET_REGISTRY and kind not in schema.DATASET_SECTIONS:
+        elif registry is DATASET_REGISTRY and kind not in DATASET_SECTIONS:
             warnings.append((keys, f'the options {kind} reads itself are not checked (only '
-                             f'{", ".join(schema.DATASET_SECTIONS)} are)'))
+                             f'{", ".join(DATASET_SECTIONS)} are)'))
     return warnings

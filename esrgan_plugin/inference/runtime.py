@@ -21,9 +21,7 @@ from typing import Optional, Union
 
 import torch
 
-from esrgan_plugin.training.precision import cpu_has_fast_bf16
-
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from esrgan_plugin.training.precision import DTYPES, cpu_has_fast_bf16
 
 
 def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Optional[str]]:
@@ -36,7 +34,7 @@ def choose_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, Opt
         # Emulated bf16 is several times slower than fp32; what the user asked for is speed.
         return torch.float32, 'this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 is emulated and ' \
                               'slower than fp32; running fp32 in channels_last, the fast mode on this CPU.'
-    return PRECISIONS[precision], None
+    return DTYPES[precision], None
 
 
 def prepare_generator(net: torch.nn.Module, device: torch.device, dtype: torch.dtype = torch.float32,

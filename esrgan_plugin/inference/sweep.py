@@ -23,7 +23,7 @@ from esrgan_plugin import fileio
 from esrgan_plugin.metrics import scoring as metrics
 from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator_state
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.interpolate import check_compatible, interpolate
+from esrgan_plugin.inference.interpolation import check_compatible, interpolate
 from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 

@@ -29,7 +29,6 @@ from typing import Optional
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.models import lr_scheduler
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
@@ -43,39 +42,12 @@ from esrgan_plugin import fileio
 from esrgan_plugin.metrics import scoring as metrics, results_page
 from esrgan_plugin.training import precision
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
 from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 
 class TrainingDiverged(UserFacingError):
     """Too many consecutive non-finite losses."""
-
-
-def build_optimizer(optim_opt: dict, params, device_type: str = 'cpu') -> torch.optim.Optimizer:
-    """An optimizer from an option dict such as ``{type: Adam, lr: 2e-4, betas: [0.9, 0.99]}``.
-
-    On CUDA the fused Adam kernel (one launch for all parameters) is used unless the options say
-    ``fused`` or ``foreach`` themselves.
-    """
-    kwargs = {k: v for k, v in optim_opt.items() if k != 'type'}
-    optim_type = optim_opt.get('type')
-    if optim_type not in ('Adam', 'AdamW'):
-        raise UserFacingError(f'Optimizer type {optim_type!r} is not supported; use Adam or AdamW.')
-    if 'betas' in kwargs:
-        kwargs['betas'] = tuple(kwargs['betas'])
-    if device_type == 'cuda' and 'fused' not in kwargs and 'foreach' not in kwargs:
-        kwargs['fused'] = True
-    return getattr(torch.optim, optim_type)(params, **kwargs)
-
-
-def build_scheduler(sched_opt: dict, optimizer: torch.optim.Optimizer):
-    kwargs = {k: v for k, v in sched_opt.items() if k != 'type'}
-    sched_type = sched_opt.get('type')
-    if sched_type in ('MultiStepLR', 'MultiStepRestartLR'):
-        return lr_scheduler.MultiStepRestartLR(optimizer, **kwargs)
-    if sched_type == 'CosineAnnealingRestartLR':
-        return lr_scheduler.CosineAnnealingRestartLR(optimizer, **kwargs)
-    raise UserFacingError(f'Scheduler type {sched_type!r} is not supported; use MultiStepLR or '
-                          'CosineAnnealingRestartLR.')
 
 
 @MODEL_REGISTRY.register()

@@ -32,7 +32,8 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from esrgan_plugin.training import precision
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.models.psnr_model import ESRGANPSNRModel, build_optimizer
+from esrgan_plugin.models.optimizers import build_optimizer
+from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
 
 
 def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:

@@ -21,10 +21,13 @@ from typing import Callable, ContextManager, Optional
 
 import torch
 
+from esrgan_plugin.choices import COMPILE_MODES, PRECISIONS
 from esrgan_plugin.errors import UserFacingError
 
-AMP_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+# The torch dtype of each precision name (the names are defined once, in choices.PRECISIONS).
+DTYPES = {name: {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}[name] for name in PRECISIONS}
+# Autocast's dtype; None: no autocast (float32).
+AMP_DTYPES = {name: None if dtype == torch.float32 else dtype for name, dtype in DTYPES.items()}
 # torch.compile's backend. Tests set 'aot_eager' to check the wiring without inductor's code generation,
 # which takes minutes per network on a small CPU.
 COMPILE_BACKEND = 'inductor'
@@ -53,7 +56,7 @@ def parse_amp(value, where: str) -> Optional[torch.dtype]:
     if value is None:
         return None
     if value not in AMP_DTYPES:
-        raise UserFacingError(f'{where} {value!r} is not a precision; use fp32, bf16 or fp16 (CUDA only).')
+        raise UserFacingError(f'{where} {value!r} is not a precision; use one of {", ".join(PRECISIONS)} (fp16: CUDA only).')
     return AMP_DTYPES[value]
 
 

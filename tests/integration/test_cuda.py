@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUD
 def test_gan_step_on_cuda(tmp_path):
     from basicsr.models import build_model
 
-    from test_ragan_model import batch, model_opt
+    from builders import batch, model_opt
     opt = model_opt(tmp_path)
     opt['num_gpu'] = 1
     model = build_model(opt)
@@ -31,7 +31,7 @@ def test_generator_matches_cpu_on_cuda():
 
 # ------------------------------------------------------------------- issue 8: precision on CUDA
 def cuda_opt(tmp_path, **train):
-    from test_training_precision import precision_opt
+    from builders import precision_opt
     opt = precision_opt(tmp_path, 'fp32', **{k: v for k, v in train.items() if k in ('pretrain_network_g',
                                                                                      'pretrain_network_d',
                                                                                      'resume_state')})
@@ -41,7 +41,7 @@ def cuda_opt(tmp_path, **train):
 
 
 def cuda_batch(seed=0):
-    from test_ragan_model import batch
+    from builders import batch
     return batch(seed)
 
 
@@ -103,7 +103,7 @@ def test_reduced_precision_gan_step_tracks_fp32(tmp_path, amp):
 def test_compiled_training_on_cuda_saves_clean_names(tmp_path):
     """inductor for real (the CPU tests use aot_eager); the L1 model keeps compilation to one network."""
     from basicsr.models import build_model
-    from test_ragan_model import model_opt
+    from builders import model_opt
     opt = model_opt(tmp_path, 'ESRGANPSNRModel')
     opt['num_gpu'] = 1
     opt['train'].update(amp='bf16', channels_last=True, compile=True)
@@ -121,7 +121,7 @@ def test_nccl_ddp_one_process(tmp_path):
     import subprocess
 
     from conftest import PYTHON, free_port, subprocess_env
-    from test_train_end_to_end import gan_options, read_log, write_options
+    from builders import gan_options, read_log, write_options
     opt = gan_options(tmp_path, name='nccl')
     opt['num_gpu'] = 1
     opt['train'].update(amp='fp16', channels_last=True)

@@ -9,6 +9,7 @@ import torch
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import infer
+from esrgan_plugin import choices
 from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
 from esrgan_plugin.inference.tiling import upscale_tiled
 
@@ -61,7 +62,7 @@ def test_tiled_equals_untiled_on_trained_weights(trained, shared_data):
     seams whose cores have only the default context on one side; compared with a whole image, seams
     are over-represented here, which makes the bound stricter.
     """
-    tile, pad = 64, infer.DEFAULT_TILE_PAD
+    tile, pad = 64, choices.DEFAULT_TILE_PAD
     x = photo(shared_data, 4, tile + 2 * pad + 64)
     whole = eight_bit(upscale_tiled(trained, x, tile=0, pad=0))
     tiled = eight_bit(upscale_tiled(trained, x, tile=tile, pad=pad))

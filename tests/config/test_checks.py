@@ -10,44 +10,14 @@ import yaml
 
 from esrgan_plugin.config import checks as option_check
 from esrgan_plugin import schema
+from esrgan_plugin.config import registered_sections
 from esrgan_plugin.config.checks import check_options, read_options
 from esrgan_plugin.config.option_file import apply_overrides, load_yaml, parse_override_value
 
 from conftest import REPO_ROOT
+from builders import train_options
 
 SHIPPED = sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml')))
-
-
-def train_options() -> dict:
-    """A complete, valid GAN training file (paths are not checked in these tests)."""
-    return {
-        'name': 'tiny', 'model_type': 'ESRGANRaGANModel', 'scale': 4, 'num_gpu': 'auto', 'manual_seed': 0,
-        'datasets': {
-            'train': {'name': 't', 'type': 'DIV2KPairedDataset', 'dataroot_gt': 'gt.lmdb', 'dataroot_lq': 'lq.lmdb',
-                      'io_backend': {'type': 'lmdb'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
-                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'prefetch_mode': None},
-            'val': {'name': 'v', 'type': 'PairedImageDataset', 'dataroot_gt': 'gt', 'dataroot_lq': 'lq',
-                    'io_backend': {'type': 'disk'}},
-        },
-        'network_g': {'type': 'ESRGANRRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 4},
-        'network_d': {'type': 'ESRGANVGGDiscriminator', 'num_feat': 4, 'input_size': 32},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {
-            'ema_decay': 0.999, 'total_iter': 100, 'warmup_iter': -1,
-            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99], 'weight_decay': 0},
-            'optim_d': {'type': 'AdamW', 'lr': 1e-4},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [50, 80], 'gamma': 0.5},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
-            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv5_4', 'criterion': 'l1'},
-            'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
-            'amp': 'bf16', 'channels_last': True, 'compile': 'max-autotune',
-        },
-        'val': {'val_freq': 50, 'save_img': False, 'amp': 'fp32',
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 5e1, 'use_tb_logger': False,
-                   'wandb': {'project': None, 'resume_id': None}},
-        'dist_params': {'backend': 'gloo', 'port': 29500},
-    }
 
 
 def errors(opt, is_train=True, overridden=()):
@@ -242,7 +212,7 @@ def test_basicsr_names_registered_with_a_suffix_are_found_without_it(no_cuda):
 def test_generator_keywords_come_from_the_registered_class():
     from basicsr.utils.registry import ARCH_REGISTRY
     import inspect
-    section = schema.keyword_section('network', 'ESRGANRRDBNet', ARCH_REGISTRY.get('ESRGANRRDBNet'))
+    section = registered_sections.keyword_section('network', 'ESRGANRRDBNet', ARCH_REGISTRY.get('ESRGANRRDBNet'))
     expected = set(inspect.signature(ARCH_REGISTRY.get('ESRGANRRDBNet')).parameters) | {'type'}
     assert set(section.model_fields) == expected
 
@@ -305,7 +275,7 @@ def test_the_commands_list_every_problem_and_exit_2_before_writing_anything(tmp_
 
 
 def test_lr_written_2e_4_trains_with_lr_2e_4(tmp_path):
-    from test_train_end_to_end import make_lmdb_pair
+    from builders import make_lmdb_pair
     gt, lq = make_lmdb_pair(tmp_path / 'data', count=2)
     opt = train_options()
     opt['model_type'] = 'ESRGANPSNRModel'

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
 from esrgan_plugin import options
+from esrgan_plugin.config import shipped
 from esrgan_plugin.errors import UserFacingError
 
 SHIPPED = sorted(n for n in os.listdir(os.path.join(REPO_ROOT, 'options')) if n.endswith('.yml'))
@@ -14,12 +15,12 @@ SHIPPED = sorted(n for n in os.listdir(os.path.join(REPO_ROOT, 'options')) if n.
 def test_bare_names_find_the_shipped_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expected = os.path.join(REPO_ROOT, 'options', 'train_ESRGAN_x4.yml')
-    assert os.path.samefile(options.resolve_option_file('train_ESRGAN_x4'), expected)
-    assert os.path.samefile(options.resolve_option_file('train_ESRGAN_x4.yml'), expected)
+    assert os.path.samefile(shipped.resolve_option_file('train_ESRGAN_x4'), expected)
+    assert os.path.samefile(shipped.resolve_option_file('train_ESRGAN_x4.yml'), expected)
     (tmp_path / 'train_ESRGAN_x4.yml').write_text('name: mine\n')  # a file of the user's wins
-    assert options.resolve_option_file('train_ESRGAN_x4.yml') == 'train_ESRGAN_x4.yml'
-    assert options.resolve_option_file('nope') == 'nope'  # left for the caller to report
-    assert options.resolve_option_file('sub/train_ESRGAN_x4.yml') == 'sub/train_ESRGAN_x4.yml'
+    assert shipped.resolve_option_file('train_ESRGAN_x4.yml') == 'train_ESRGAN_x4.yml'
+    assert shipped.resolve_option_file('nope') == 'nope'  # left for the caller to report
+    assert shipped.resolve_option_file('sub/train_ESRGAN_x4.yml') == 'sub/train_ESRGAN_x4.yml'
 
 
 def test_list_and_copy(tmp_path):
@@ -40,7 +41,7 @@ def test_list_and_copy(tmp_path):
     assert again.returncode == 1 and again.stderr.count('\n') == 1 and '--overwrite' in again.stderr
     assert (tmp_path / 'mine' / SHIPPED[0]).read_text() == 'edited\n'
     with pytest.raises(UserFacingError, match='is a file'):
-        options.copy_option_files(str(tmp_path / 'mine' / SHIPPED[0]))
+        shipped.copy_option_files(str(tmp_path / 'mine' / SHIPPED[0]))
 
 
 def test_train_takes_a_bare_name(tmp_path):

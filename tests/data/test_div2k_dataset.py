@@ -16,7 +16,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
 from esrgan_plugin.data.image_store import DataError
-from esrgan_plugin.prepare_data import prepare
+from esrgan_plugin.data.preparation import prepare
 
 SCALE = 4
 LR_SIZES = [(12, 15), (10, 10), (14, 11)]

@@ -35,7 +35,7 @@ def test_invalid_yaml_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize('broken', ['dataroot', 'pretrained'])
 def test_missing_data_or_checkpoint_stops_before_anything_is_written(tmp_path, module, broken):
     import yaml
-    from test_option_check import train_options
+    from builders import train_options
     (tmp_path / 'gt').mkdir()
     opt = train_options()  # valid but for the one path below
     for dataset in opt['datasets'].values():

@@ -15,7 +15,7 @@ from esrgan_plugin import cli, train
 from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
 from esrgan_plugin.errors import DataError, one_line
 from esrgan_plugin.data.lmdb_check import check_data_file, check_lmdb_pair
-from esrgan_plugin.prepare_data import prepare
+from esrgan_plugin.data.preparation import prepare
 
 
 def make_hr(folder, count=4, size=32, seed=0):

@@ -7,6 +7,7 @@ import torch
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env, tiny_generator
 from esrgan_plugin import interpolate as interp
+from esrgan_plugin.inference import interpolation
 from esrgan_plugin.archs.checkpoint import CheckpointError, from_basicsr_layout, load_generator
 
 
@@ -21,7 +22,7 @@ def pair(tmp_path):
 
 def test_endpoints_and_midpoint(tmp_path, pair):
     psnr, gan, psnr_path, gan_path = pair
-    written = interp.interpolate_files(psnr_path, gan_path, [0, 0.5, 1], str(tmp_path / 'out'))
+    written = interpolation.interpolate_files(psnr_path, gan_path, [0, 0.5, 1], str(tmp_path / 'out'))
     assert [os.path.basename(p) for p in written] == ['interp_0.pth', 'interp_0.5.pth', 'interp_1.pth']
     files = [torch.load(p, weights_only=True) for p in written]
     assert all(set(f) == {'params'} for f in files)
@@ -36,7 +37,7 @@ def test_endpoints_and_midpoint(tmp_path, pair):
 
 def test_output_loads_in_the_plugin_loader_and_gives_the_same_net(tmp_path, pair):
     psnr, _, psnr_path, gan_path = pair
-    (path,) = interp.interpolate_files(psnr_path, gan_path, [0], str(tmp_path))
+    (path,) = interpolation.interpolate_files(psnr_path, gan_path, [0], str(tmp_path))
     net = load_generator(path)
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
@@ -46,13 +47,13 @@ def test_output_loads_in_the_plugin_loader_and_gives_the_same_net(tmp_path, pair
 def test_different_architectures_are_refused_naming_key_and_shapes():
     small, wide = tiny_generator().state_dict(), tiny_generator(num_feat=12).state_dict()
     with pytest.raises(CheckpointError, match=r'conv_first.weight has shape \(8, 3, 3, 3\).*\(12, 3, 3, 3\)'):
-        interp.interpolate(small, wide, 0.5)
+        interpolation.interpolate(small, wide, 0.5)
     deeper = tiny_generator(num_block=3).state_dict()
     with pytest.raises(CheckpointError, match=r'PSNR generator lacks body.2.rdb1.conv1.weight'):
-        interp.interpolate(small, deeper, 0.5)
+        interpolation.interpolate(small, deeper, 0.5)
     x8 = tiny_generator(scale=8).state_dict()
     with pytest.raises(CheckpointError, match='lacks conv_up3'):
-        interp.interpolate(small, x8, 0.5)
+        interpolation.interpolate(small, x8, 0.5)
 
 
 def test_command_and_script(tmp_path, pair):

@@ -74,7 +74,7 @@ def test_pip_install_dot_into_a_fresh_venv(tmp_path):
     def run(*args):
         return subprocess.run([python, *args], capture_output=True, text=True, env=env, timeout=300, cwd=empty)
 
-    where = run('-c', 'import esrgan_plugin.options as o; print(o.__file__); print(o.option_files_dir())')
+    where = run('-c', 'import esrgan_plugin.config.shipped as o; print(o.__file__); print(o.option_files_dir())')
     package, options_dir = where.stdout.split()
     assert package.startswith(str(venv)) and options_dir.startswith(str(venv)), where.stdout
     listed = run('-m', 'esrgan_plugin.options', '--list')

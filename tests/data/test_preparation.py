@@ -10,8 +10,9 @@ from basicsr.utils.matlab_functions import imresize
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
 from esrgan_plugin import prepare_data
+from esrgan_plugin.data import preparation
 from esrgan_plugin.data.image_store import DataError, read_meta_info
-from esrgan_plugin.prepare_data import prepare, window_starts
+from esrgan_plugin.data.preparation import prepare, window_starts
 
 
 def _random_image(h, w, seed=0):
@@ -184,7 +185,7 @@ def test_interrupted_build_leaves_no_complete_database(tmp_path, monkeypatch):
     (tmp_path / 'hr').mkdir()
     for i in range(4):
         cv2.imwrite(str(tmp_path / 'hr' / f'{i}.png'), _random_image(64, 64, seed=i))
-    real, calls = prepare_data._process_image, []
+    real, calls = preparation._process_image, []
 
     def interrupted_on_third(settings, job):
         calls.append(job.key)
@@ -278,7 +279,7 @@ def test_parallel_prepare_after_the_caller_used_threads(tmp_path):
     from conftest import PYTHON, subprocess_env
     code = textwrap.dedent(f'''
         import cv2, numpy as np, torch, esrgan_plugin
-        from esrgan_plugin.prepare_data import prepare
+        from esrgan_plugin.data.preparation import prepare
         torch.set_num_threads(2)
         big = np.random.rand(1200, 1200, 3).astype(np.float32)
         for _ in range(3):

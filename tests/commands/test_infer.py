@@ -10,6 +10,9 @@ import torch
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin.inference import runtime as fast_inference
 from esrgan_plugin import infer
+from esrgan_plugin.inference import image_io
+from esrgan_plugin.inference import runtime
+from esrgan_plugin.inference import upscale
 from esrgan_plugin.archs.checkpoint import from_basicsr_layout
 from esrgan_plugin.errors import UserFacingError
 
@@ -43,7 +46,7 @@ def write(path, img) -> str:
 def test_color_png_equals_the_net_on_the_rgb_image(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)
     src = write(tmp_path / 'a.png', bgr)
-    infer.process_file(net, src, str(tmp_path / 'out.png'))
+    upscale.process_file(net, src, str(tmp_path / 'out.png'))
     expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)[..., ::-1]
     assert np.array_equal(cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED), expected)
 
@@ -51,7 +54,7 @@ def test_color_png_equals_the_net_on_the_rgb_image(tmp_path, net, rng):
 def test_gray_stays_gray(tmp_path, net, rng):
     gray = rng.integers(0, 256, (12, 9), dtype=np.uint8)
     src = write(tmp_path / 'g.png', gray)
-    infer.process_file(net, src, str(tmp_path / 'g_out.png'))
+    upscale.process_file(net, src, str(tmp_path / 'g_out.png'))
     out = cv2.imread(str(tmp_path / 'g_out.png'), cv2.IMREAD_UNCHANGED)
     expected = luma(net_output(net, np.repeat(gray[..., None] / 255.0, 3, axis=2)))
     assert out.shape == (48, 36) and out.dtype == np.uint8
@@ -61,7 +64,7 @@ def test_gray_stays_gray(tmp_path, net, rng):
 def test_rgba_alpha_is_upscaled_by_the_net(tmp_path, net, rng):
     bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
     src = write(tmp_path / 'rgba.png', bgra)
-    infer.process_file(net, src, str(tmp_path / 'rgba_out.png'))
+    upscale.process_file(net, src, str(tmp_path / 'rgba_out.png'))
     out = cv2.imread(str(tmp_path / 'rgba_out.png'), cv2.IMREAD_UNCHANGED)
     assert out.shape == (40, 56, 4)
     color = np.round(net_output(net, bgra[..., 2::-1] / 255.0) * 255)[..., ::-1]
@@ -72,8 +75,8 @@ def test_rgba_alpha_is_upscaled_by_the_net(tmp_path, net, rng):
 
 def test_rgba_alpha_bicubic(tmp_path, net, rng):
     bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
-    picture = infer.read_image(write(tmp_path / 'rgba.png', bgra))
-    result = infer.upscale_image(net, picture, alpha_mode='bicubic')
+    picture = image_io.read_image(write(tmp_path / 'rgba.png', bgra))
+    result = upscale.upscale_image(net, picture, alpha_mode='bicubic')
     expected = np.clip(cv2.resize(bgra[..., 3] / np.float32(255), (56, 40), interpolation=cv2.INTER_CUBIC), 0, 1)
     np.testing.assert_allclose(result.alpha, expected, atol=1e-6)
 
@@ -81,7 +84,7 @@ def test_rgba_alpha_bicubic(tmp_path, net, rng):
 def test_16bit_png_stays_16bit(tmp_path, net, rng):
     bgr = rng.integers(0, 65536, (9, 10, 3), dtype=np.uint16)
     src = write(tmp_path / 'deep.png', bgr)
-    infer.process_file(net, src, str(tmp_path / 'deep_out.png'))
+    upscale.process_file(net, src, str(tmp_path / 'deep_out.png'))
     out = cv2.imread(str(tmp_path / 'deep_out.png'), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (36, 40, 3)
     expected = net_output(net, bgr[..., ::-1] / 65535.0)[..., ::-1] * 65535
@@ -94,9 +97,9 @@ def test_formats_opencv_reads(tmp_path, net, rng, ext):
     bgr = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
     src = write(tmp_path / f'x{ext}', bgr)
     decoded = cv2.imread(src, cv2.IMREAD_UNCHANGED)  # what a lossy format actually stored
-    dst = infer.output_path(src, str(tmp_path / 'out'), '_out', 'auto', has_alpha=False)
+    dst = image_io.output_path(src, str(tmp_path / 'out'), '_out', 'auto', has_alpha=False)
     assert dst.endswith(f'x_out{ext}')
-    infer.process_file(net, src, dst)
+    upscale.process_file(net, src, dst)
     out = cv2.imread(dst, cv2.IMREAD_UNCHANGED)
     expected = net_output(net, decoded[..., ::-1] / 255.0)[..., ::-1] * 255
     tolerance = 0.51 if ext in ('.tiff', '.bmp') else 40  # lossless formats exact; lossy ones close
@@ -105,9 +108,9 @@ def test_formats_opencv_reads(tmp_path, net, rng, ext):
 
 def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (97, 29, 3), dtype=np.uint8)  # longer than a window (12 + 2 x 34) in rows
-    picture = infer.read_image(write(tmp_path / 'odd.png', bgr))
-    whole = infer.to_array(infer.upscale_image(net, picture, tile=0), np.dtype(np.uint8))
-    tiled = infer.to_array(infer.upscale_image(net, picture, tile=12, tile_pad=34), np.dtype(np.uint8))
+    picture = image_io.read_image(write(tmp_path / 'odd.png', bgr))
+    whole = image_io.to_array(upscale.upscale_image(net, picture, tile=0), np.dtype(np.uint8))
+    tiled = image_io.to_array(upscale.upscale_image(net, picture, tile=12, tile_pad=34), np.dtype(np.uint8))
     assert whole.shape == (388, 116, 3)
     assert np.abs(whole.astype(int) - tiled).max() <= 1 and np.mean(whole != tiled) < 1e-3  # rounding ties only
 
@@ -116,8 +119,8 @@ def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
 @pytest.mark.parametrize('outscale,interp', [(6, cv2.INTER_LANCZOS4), (3.5, cv2.INTER_AREA), (2, cv2.INTER_AREA)])
 def test_outscale_resizes_the_net_output(tmp_path, net, rng, outscale, interp):
     bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
-    picture = infer.read_image(write(tmp_path / 'a.png', bgr))
-    result = infer.upscale_image(net, picture, outscale=outscale)
+    picture = image_io.read_image(write(tmp_path / 'a.png', bgr))
+    result = upscale.upscale_image(net, picture, outscale=outscale)
     size = (round(12 * outscale), round(10 * outscale))
     expected = np.clip(cv2.resize(net_output(net, bgr[..., ::-1] / np.float32(255)), size, interpolation=interp), 0, 1)
     assert result.color.shape == (size[1], size[0], 3)
@@ -126,19 +129,19 @@ def test_outscale_resizes_the_net_output(tmp_path, net, rng, outscale, interp):
 
 def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
-    picture = infer.read_image(write(tmp_path / 'a.png', bgr))
-    fp32 = infer.upscale_image(net, picture).color
-    bf16 = infer.upscale_image(tiny_generator(scale=4, seed=2).to(torch.bfloat16), picture).color
+    picture = image_io.read_image(write(tmp_path / 'a.png', bgr))
+    fp32 = upscale.upscale_image(net, picture).color
+    bf16 = upscale.upscale_image(tiny_generator(scale=4, seed=2).to(torch.bfloat16), picture).color
     assert np.abs(fp32 - bf16).max() < 0.05
 
 
 def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
-    dtype, note = infer.choose_dtype('fp16', torch.device('cpu'))
+    dtype, note = runtime.choose_dtype('fp16', torch.device('cpu'))
     assert dtype == torch.float32 and 'bf16' in note
     monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: True)
-    assert infer.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
+    assert runtime.choose_dtype('bf16', torch.device('cpu')) == (torch.bfloat16, None)
     monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
-    dtype, note = infer.choose_dtype('bf16', torch.device('cpu'))
+    dtype, note = runtime.choose_dtype('bf16', torch.device('cpu'))
     assert dtype == torch.float32 and 'slower than fp32' in note and 'channels_last' in note
 
 
@@ -146,14 +149,14 @@ def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_p
     """The fast path where bf16 is emulated: fp32 weights in channels_last, a note on stderr."""
     monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
     seen = {}
-    real_prepare = infer.prepare_generator
+    real_prepare = runtime.prepare_generator
 
     def spy(net, device, dtype=torch.float32, channels_last=None, compile_mode=None):
         prepared = real_prepare(net, device, dtype, channels_last=channels_last, compile_mode=compile_mode)
         seen['weight'] = prepared.conv_first.weight
         return prepared
 
-    monkeypatch.setattr(infer, 'prepare_generator', spy)
+    monkeypatch.setattr(runtime, 'prepare_generator', spy)
     torch.save({'params': tiny_generator(scale=4, seed=3).state_dict()}, tmp_path / 'net.pth')
     write(tmp_path / 'a.png', np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8))
     code = infer.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m', str(tmp_path / 'net.pth'),
@@ -165,21 +168,21 @@ def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_p
 
 def test_corrupt_and_missing_images_are_reported(tmp_path):
     (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
-    with pytest.raises(infer.ImageReadError, match='bad.png'):
-        infer.read_image(str(tmp_path / 'bad.png'))
-    with pytest.raises(infer.ImageReadError, match='nope.png'):
-        infer.read_image(str(tmp_path / 'nope.png'))
+    with pytest.raises(image_io.ImageReadError, match='bad.png'):
+        image_io.read_image(str(tmp_path / 'bad.png'))
+    with pytest.raises(image_io.ImageReadError, match='nope.png'):
+        image_io.read_image(str(tmp_path / 'nope.png'))
 
 
 def test_outputs_never_overwrite_inputs(tmp_path, rng):
     src = write(tmp_path / 'a.png', rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
     with pytest.raises(UserFacingError, match='overwrite'):
-        infer.plan_outputs([src], str(tmp_path), '', 'auto')
+        upscale.plan_outputs([src], str(tmp_path), '', 'auto')
     (tmp_path / 'file').write_text('x')
     with pytest.raises(UserFacingError, match='is a file'):
-        infer.plan_outputs([src], str(tmp_path / 'file'), '_out', 'auto')
+        upscale.plan_outputs([src], str(tmp_path / 'file'), '_out', 'auto')
     with pytest.raises(UserFacingError, match='does not exist'):
-        infer.list_inputs(str(tmp_path / 'missing'))
+        upscale.list_inputs(str(tmp_path / 'missing'))
 
 
 def test_a_failed_write_leaves_nothing(tmp_path, net, rng, monkeypatch):
@@ -191,7 +194,7 @@ def test_a_failed_write_leaves_nothing(tmp_path, net, rng, monkeypatch):
 
     monkeypatch.setattr(cv2, 'imencode', encode_then_fail)
     with pytest.raises(KeyboardInterrupt):
-        infer.process_file(net, src, str(out_dir / 'a_out.png'))
+        upscale.process_file(net, src, str(out_dir / 'a_out.png'))
     assert not out_dir.exists() or os.listdir(out_dir) == []
 
 

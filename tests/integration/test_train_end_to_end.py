@@ -12,62 +12,7 @@ import yaml
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 from conftest import PYTHON, REPO_ROOT, TINY_ARCH, free_port, subprocess_env
-
-DATASET_TYPE = 'DIV2KPairedDataset'
-
-
-def make_lmdb_pair(root, count=8, size=32, scale=4):
-    """GT/LQ LMDBs in basicsr's format, written with basicsr's own tool."""
-    rng = np.random.default_rng(0)
-    for kind in ('gt', 'lq'):
-        os.makedirs(root / kind, exist_ok=True)
-    names = []
-    for i in range(count):
-        hr = cv2.GaussianBlur((rng.random((size, size, 3)) * 255).astype(np.uint8), (5, 5), 1.5)
-        lr = cv2.resize(hr, (size // scale, size // scale), interpolation=cv2.INTER_AREA)
-        names.append(f'{i:04d}')
-        cv2.imwrite(str(root / 'gt' / f'{i:04d}.png'), hr)
-        cv2.imwrite(str(root / 'lq' / f'{i:04d}.png'), lr)
-    for kind in ('gt', 'lq'):
-        make_lmdb_from_imgs(str(root / kind), str(root / f'{kind}.lmdb'), [f'{n}.png' for n in names], names,
-                            map_size=1 << 24)
-    return str(root / 'gt.lmdb'), str(root / 'lq.lmdb')
-
-
-def gan_options(tmp_path, name='e2e', total_iter=4):
-    gt, lq = make_lmdb_pair(tmp_path / 'data')
-    return {
-        'name': name, 'model_type': 'ESRGANRaGANModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 1,
-        'datasets': {
-            'train': {'name': 'tiny', 'type': DATASET_TYPE, 'dataroot_gt': gt, 'dataroot_lq': lq,
-                      'io_backend': {'type': 'lmdb'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
-                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1},
-            'val': {'name': 'tinyval', 'type': DATASET_TYPE, 'dataroot_gt': str(tmp_path / 'data' / 'gt'),
-                    'dataroot_lq': str(tmp_path / 'data' / 'lq'), 'io_backend': {'type': 'disk'}},
-        },
-        'network_g': {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, **TINY_ARCH},
-        'network_d': {'type': 'ESRGANVGGDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 32},
-        'path': {'pretrain_network_g': None, 'resume_state': None},
-        'train': {
-            'ema_decay': 0.999,
-            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-            'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5},
-            'total_iter': total_iter,
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
-            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv2_2', 'vgg_weights': 'random'},
-            'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
-        },
-        'val': {'val_freq': 2, 'save_img': True,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
-    }
-
-
-def write_options(tmp_path, opt):
-    path = tmp_path / f'{opt["name"]}.yml'
-    path.write_text(yaml.safe_dump(opt))
-    return str(path)
+from builders import gan_options, make_lmdb_pair, read_log, write_options
 
 
 def train(tmp_path, yml, *extra, launcher=None):
@@ -78,10 +23,6 @@ def train(tmp_path, yml, *extra, launcher=None):
     env = subprocess_env()
     env['CUDA_VISIBLE_DEVICES'] = ''
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-
-
-def read_log(exp):
-    return ''.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
 
 
 def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_path):

@@ -24,7 +24,7 @@ from conftest import PYTHON, basicsr_log_messages, subprocess_env
 from esrgan_plugin import train
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
-from test_train_end_to_end import gan_options, make_lmdb_pair, read_log
+from builders import gan_options, make_lmdb_pair, read_log
 
 
 _BASE = {}

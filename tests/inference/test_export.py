@@ -8,6 +8,7 @@ from safetensors import safe_open
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import export
+from esrgan_plugin.inference import export as inference_export
 from esrgan_plugin.archs.checkpoint import from_basicsr_layout, load_generator
 from esrgan_plugin.errors import UserFacingError
 
@@ -52,7 +53,7 @@ def test_onnx_round_trip(tmp_path, source):
     pytest.importorskip('onnx')
     net, path = source
     out = str(tmp_path / 'g.onnx')
-    diff = export.export_onnx(load_generator(path), out)
+    diff = inference_export.export_onnx(load_generator(path), out)
     assert diff < 1e-5
     # an independent run at yet another size, through the dynamic axes
     x = torch.rand(2, 3, 20, 12)
@@ -65,7 +66,7 @@ def test_onnx_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if not installed
     # a hint that works for an installed package as well as for a clone (no -e ".[onnx]")
     with pytest.raises(UserFacingError, match=r'pip install onnx onnxruntime\.$'):
-        export._require_onnx()
+        inference_export.require_onnx()
 
 
 def test_command_errors(tmp_path, source):

@@ -18,26 +18,12 @@ import torch
 from basicsr.models import build_model
 
 from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env
-from test_ragan_model import batch, model_opt
+from builders import MODES, precision_opt
+from builders import batch, model_opt
 
 from esrgan_plugin.training import precision
 from esrgan_plugin.errors import UserFacingError
 
-MODES = {
-    'fp32': {},
-    'bf16': {'amp': 'bf16'},
-    'bf16-channels_last': {'amp': 'bf16', 'channels_last': True},
-    'compile-bf16-channels_last': {'amp': 'bf16', 'channels_last': True, 'compile': True},
-}
-
-
-def precision_opt(tmp_path, mode, model_type='ESRGANRaGANModel', **path):
-    opt = model_opt(tmp_path, model_type, **path)
-    if 'perceptual_opt' in opt['train']:
-        opt['train']['perceptual_opt']['layer'] = 'conv1_1'  # bf16 VGG layers are slow on AVX2 CPUs
-    opt['train'].update(MODES[mode])
-    opt['val'] = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}
-    return opt
 
 
 @pytest.fixture
@@ -102,7 +88,7 @@ def test_fp16_is_refused_on_the_cpu_at_model_init(tmp_path):
 
 def test_fp16_is_refused_by_the_train_command_before_anything_is_written(tmp_path, monkeypatch):
     """In-process (a subprocess costs a minute on a loaded machine); run_main turns the error into one line."""
-    from test_train_end_to_end import gan_options, write_options
+    from builders import gan_options, write_options
 
     from esrgan_plugin.train import main
     opt = gan_options(tmp_path, name='fp16cpu')

@@ -5,37 +5,7 @@ import torch
 from basicsr.models import build_model
 
 from conftest import TINY_ARCH
-
-
-def model_opt(tmp_path, model_type='ESRGANRaGANModel', **path):
-    opt = {
-        'name': 'unit', 'model_type': model_type, 'scale': 4, 'num_gpu': 0, 'dist': False, 'rank': 0,
-        'world_size': 1, 'is_train': True,
-        'network_g': {'type': 'ESRGANRRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4, **TINY_ARCH},
-        'network_d': {'type': 'ESRGANVGGDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 32},
-        'path': {'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'states'),
-                 'visualization': str(tmp_path / 'vis'), 'resume_state': None, **path},
-        'train': {
-            'ema_decay': 0.9,
-            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
-            'optim_d': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
-            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv2_2', 'loss_weight': 1.0,
-                               'vgg_weights': 'random'},
-            'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
-        },
-    }
-    if model_type == 'ESRGANPSNRModel':
-        opt.pop('network_d')
-        for key in ('optim_d', 'perceptual_opt', 'gan_opt'):
-            opt['train'].pop(key)
-    return opt
-
-
-def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {'lq': torch.rand(2, 3, 8, 8, generator=g), 'gt': torch.rand(2, 3, 32, 32, generator=g)}
+from builders import batch, model_opt
 
 
 def snapshot(net):

@@ -1,0 +1,28 @@
+"""The vocabularies of the options, each defined once.
+
+The schema, the builders, the commands' ``choices`` and the docs all read these names, so adding a precision,
+a compile mode, an optimizer or a scheduler is one edit here (plus the code that implements it). Only plain
+Python here: commands offer these as choices before torch is imported, so ``-h`` stays instant.
+"""
+from __future__ import annotations
+
+# Compute precisions, by the names the option files (train.amp, val.amp) and `infer --precision` use.
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+# torch.compile modes (train.compile, val.compile, `infer --compile MODE`); true means torch's default.
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+# Optimizers of train.optim_g / train.optim_d: classes of torch.optim.
+OPTIMIZERS = ('Adam', 'AdamW')
+# Schedulers of train.scheduler: basicsr's (MultiStepLR is basicsr's name for MultiStepRestartLR without restarts).
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+
+# `python -m esrgan_plugin.infer`
+DEVICES = ('auto', 'cpu', 'cuda')
+OUTPUT_FORMATS = ('auto', 'png', 'jpg', 'webp', 'tiff')
+ALPHA_MODES = ('net', 'bicubic')
+# Measured with trained weights (docs/inference.md#tiling): 96 pixels of context keep tiled outputs within 1 level
+# of untiled ones on ~0.01 % of values; 384-pixel tiles keep the compute overhead of that context at 2.25x.
+DEFAULT_TILE = 384
+DEFAULT_TILE_PAD = 96
+
+# `python -m esrgan_plugin.export`: the output extensions, each a format.
+EXPORT_FORMATS = ('.pth', '.safetensors', '.onnx')
