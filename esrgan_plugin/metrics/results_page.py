@@ -21,6 +21,7 @@ import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
 from esrgan_plugin import fileio
+from esrgan_plugin.metrics import evaluation
 
 CROP = 128  # ground-truth pixels per side of the detailed region
 SHOWN = 192  # CSS pixels per side of each crop on the page
@@ -44,20 +45,31 @@ class DatasetResult:
     images: list = field(default_factory=list)  # ImageResult
 
     def means(self) -> dict:
-        return {m: float(np.mean([img.metrics[m] for img in self.images])) for m in self.better} if self.images else {}
+        return evaluation.mean_values([img.metrics for img in self.images], self.better) if self.images else {}
 
 
-def detailed_region(gt: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
+def detailed_region(gt: np.ndarray, size: int, scale: int, stride: Optional[int] = None,
+                    measure: str = 'squared') -> tuple[int, int, int]:
     """(top, left, size) of the ``size``-pixel square of ``gt`` with the most gradient energy.
 
-    Corners are multiples of ``scale`` (and ``size`` too), so the same region of the LR image is exact.
+    ``size`` is cut to fit the image and to a multiple of ``scale``; corners are tried every ``stride`` pixels
+    (default ``scale``; a multiple of ``scale`` keeps corners on the LR grid, so the same region of the LR image
+    is exact, and a coarser one is faster on large images). ``measure`` is what is summed over the window:
+    'squared' (sum of squared Sobel responses: strong edges count most, the results page's choice) or
+    'magnitude' (their length: texture spread over the window counts more). Ties go to the first window in
+    row-major order.
     """
+    if measure not in ('squared', 'magnitude'):
+        raise ValueError(f"measure must be 'squared' or 'magnitude', not {measure!r}")
+    stride = stride or scale
     h, w = gt.shape[:2]
     size = max(scale, min(size, h, w) // scale * scale)
     gray = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float64) if gt.ndim == 3 else gt.astype(np.float64)
     energy = cv2.Sobel(gray, cv2.CV_64F, 1, 0) ** 2 + cv2.Sobel(gray, cv2.CV_64F, 0, 1) ** 2
+    if measure == 'magnitude':
+        energy = np.sqrt(energy)
     table = cv2.integral(energy)  # (h + 1) x (w + 1): window sums in four look-ups
-    tops, lefts = np.meshgrid(np.arange(0, h - size + 1, scale), np.arange(0, w - size + 1, scale), indexing='ij')
+    tops, lefts = np.meshgrid(np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride), indexing='ij')
     sums = (table[tops + size, lefts + size] - table[tops, lefts + size] - table[tops + size, lefts]
             + table[tops, lefts])
     i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
