@@ -2,25 +2,24 @@
 
 For each alpha the PSNR-oriented and GAN generators are blended (``interpolate.interpolate``) and the result is
 evaluated on the test sets of an option file with the metrics of its ``val.metrics``, exactly as the test command
-computes them (``metrics.evaluate`` on the network's uint8 output). The means go to ``sweep.csv``, one row per
-alpha and test set, and to ``sweep.png``: the distortion metric (PSNR) against each perceptual one (NIQE, LPIPS),
-one point per alpha. A user reads off the alpha with the trade-off they want.
+computes them (``metrics.evaluation``, the one path validation and test take too). The means go to ``sweep.csv``,
+one row per alpha and test set, and to ``sweep.png``: the distortion metric (PSNR) against each perceptual one
+(NIQE, LPIPS), one point per alpha. A user reads off the alpha with the trade-off they want.
 """
 from __future__ import annotations
 
 import csv
 import io
 import os
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from basicsr.data import build_dataset
-from basicsr.utils import tensor2img
 from tqdm import tqdm
 
 from esrgan_plugin import fileio
-from esrgan_plugin.metrics import scoring as metrics
+from esrgan_plugin.metrics import evaluation, scoring as metrics
 from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator_state
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.interpolation import check_compatible, interpolate
@@ -51,20 +50,23 @@ def test_datasets(eval_opt: Mapping) -> list:
     return built
 
 
-@torch.no_grad()
+def evaluate_images(net: torch.nn.Module, dataset, metric_opts: Mapping, device: torch.device,
+                    label: str = '') -> Iterator[evaluation.ImageEvaluation]:
+    """Each image of ``dataset`` evaluated with ``net`` in float32 on ``device``, through the same path as
+    validation and the test command (``metrics.evaluation``), with a progress bar over images."""
+    net = net.to(device).eval()
+    items = (dataset[index] for index in tqdm(range(len(dataset)), unit='image',
+                                              desc=f'{label} {dataset.opt["name"]}'.strip()))
+    return evaluation.evaluate_pairs(lambda lq: net(lq.to(device)).cpu(), items, metric_opts)
+
+
 def evaluate_network(net: torch.nn.Module, datasets: Sequence, metric_opts: Mapping, device: torch.device,
                      label: str = '') -> dict[str, dict[str, float]]:
     """{dataset name: {metric: mean}} of ``net`` on ``datasets``, with a progress bar over images."""
-    net = net.to(device).eval()
     means = {}
     for dataset in datasets:
-        values = []
-        for index in tqdm(range(len(dataset)), unit='image', desc=f'{label} {dataset.opt["name"]}'.strip()):
-            item = dataset[index]
-            sr = tensor2img([net(item['lq'].unsqueeze(0).to(device)).cpu()])
-            gt = tensor2img([item['gt']]) if 'gt' in item else None
-            values.append(metrics.evaluate(sr, gt, metric_opts))
-        means[dataset.opt['name']] = {name: float(np.mean([v[name] for v in values])) for name in metric_opts}
+        per_image = [result.values for result in evaluate_images(net, dataset, metric_opts, device, label)]
+        means[dataset.opt['name']] = evaluation.mean_values(per_image, metric_opts)
     return means
 
 
