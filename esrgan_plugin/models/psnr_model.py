@@ -30,7 +30,7 @@ import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -39,7 +39,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from esrgan_plugin.archs import checkpoint
 from esrgan_plugin import fileio
-from esrgan_plugin.metrics import scoring as metrics, results_page
+from esrgan_plugin.metrics import evaluation, scoring as metrics, results_page
 from esrgan_plugin.training import precision
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
@@ -334,6 +334,15 @@ class ESRGANPSNRModel(SRModel):
         self.output = output.float().contiguous()
         net.train(was_training)
 
+    def upscale_for_evaluation(self, lq: torch.Tensor) -> torch.Tensor:
+        """``test()`` on one LR batch, as ``metrics.evaluation`` calls it: the output is returned and neither it
+        nor the input is kept on the model, so validation holds one image's tensors at a time."""
+        self.feed_data({'lq': lq})
+        self.test()
+        output = self.output
+        del self.lq, self.output
+        return output
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img: bool) -> None:
         """Metrics per image and their mean in the log, each with its better direction; SR images written
         atomically. When testing, a progress bar, ``index.html`` (results_page) and a table of the means."""
@@ -348,22 +357,13 @@ class ESRGANPSNRModel(SRModel):
         bar = tqdm(total=len(dataloader), unit='image', desc=dataset_name,
                    disable=not self.opt['val'].get('pbar', testing))
         with logging_redirect_tqdm(loggers=[logger]), bar:  # log lines print above the bar
-            for data in dataloader:
-                img_name = os.path.splitext(os.path.basename(data['lq_path'][0]))[0]
-                self.feed_data(data)
-                self.test()
-                sr_img = tensor2img([self.output.detach().cpu()])
-                gt_img = tensor2img([self.gt.detach().cpu()]) if hasattr(self, 'gt') else None
-                if hasattr(self, 'gt'):
-                    del self.gt
-                del self.lq, self.output
-                sr_path = self._sr_image_path(dataset_name, img_name, current_iter) if save_img else None
+            for result in evaluation.evaluate_pairs(self.upscale_for_evaluation, dataloader, metric_opts):
+                sr_path = self._sr_image_path(dataset_name, result.name, current_iter) if save_img else None
                 if sr_path:
-                    fileio.save_image(sr_img, sr_path)
-                values = metrics.evaluate(sr_img, gt_img, metric_opts)
-                if values:
-                    logger.info(f'{dataset_name} {img_name}: {metrics.describe(values, better_by_name)}')
-                tested.images.append(results_page.image_result(img_name, data, sr_path, values))
+                    fileio.save_image(result.sr, sr_path)
+                if result.values:
+                    logger.info(f'{dataset_name} {result.name}: {metrics.describe(result.values, better_by_name)}')
+                tested.images.append(results_page.image_result(result.name, result.item, sr_path, result.values))
                 bar.update(1)
         if metric_opts and tested.images:
             self.metric_results = tested.means()

@@ -1,10 +1,13 @@
-"""The one evaluation path: its values equal basicsr's metrics on images made here."""
+"""The one evaluation path: its values equal basicsr's metrics on images made here, and validation (the test
+command's loop) and the sweep, which both go through it, give the same value for every image."""
 import cv2
 import numpy as np
 import pytest
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 
+from builders import model_opt
+from conftest import tiny_generator
 from esrgan_plugin.metrics import evaluation
 
 METRICS = {'psnr_y': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
@@ -60,3 +63,46 @@ def test_color_shift_is_per_channel_in_levels():
     sr[0, 0, 2] = 100 - 64  # one pixel of the red channel: its mean drops by one level
     assert evaluation.color_shift(sr, gt) == pytest.approx([1.0, 0.0, -1.0])
     assert evaluation.max_color_shift(sr, gt) == pytest.approx(1.0)
+
+
+def write_pairs(root, count: int = 3) -> tuple[str, str]:
+    rng = np.random.default_rng(3)
+    for kind in ('gt', 'lq'):
+        (root / kind).mkdir(parents=True)
+    for i in range(count):
+        gt = textured(rng, 40, 48)
+        cv2.imwrite(str(root / 'gt' / f'im{i}.png'), gt)
+        cv2.imwrite(str(root / 'lq' / f'im{i}.png'), cv2.resize(gt, (12, 10), interpolation=cv2.INTER_AREA))
+    return str(root / 'gt'), str(root / 'lq')
+
+
+def test_validation_and_the_sweep_give_the_same_value_for_every_image(tmp_path):
+    """Same network, same files: the test command's loop and the sweep cannot drift apart."""
+    from basicsr.data import build_dataloader
+    from basicsr.models import build_model
+
+    from esrgan_plugin.inference import sweep
+
+    gt_dir, lq_dir = write_pairs(tmp_path / 'data')
+    net = tiny_generator(seed=5)
+    torch.save({'params': net.state_dict()}, tmp_path / 'g.pth')
+    eval_opt = {'scale': 4, 'val': {'metrics': METRICS}, 'datasets': {'test_1': {
+        'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': gt_dir, 'dataroot_lq': lq_dir,
+        'io_backend': {'type': 'disk'}}}}
+
+    opt = model_opt(tmp_path, 'ESRGANPSNRModel', pretrain_network_g=str(tmp_path / 'g.pth'),
+                    results_root=str(tmp_path / 'results'))
+    opt.update(is_train=False, val={'metrics': METRICS, 'pbar': False})
+    opt.pop('train')
+    model = build_model(opt)
+    (dataset,) = sweep.test_datasets(eval_opt)
+    loader = build_dataloader(dataset, {'phase': 'test', 'num_worker_per_gpu': 0}, num_gpu=0, dist=False)
+    model.validation(loader, 0, None, save_img=False)
+    validated = {image.name: image.metrics for image in model.tested_sets[-1].images}
+
+    swept = {r.name: r.values for r in sweep.evaluate_images(net, dataset, METRICS, torch.device('cpu'))}
+    assert sorted(validated) == sorted(swept) == ['im0', 'im1', 'im2']
+    for name in validated:
+        assert validated[name] == swept[name], name
+    means = sweep.evaluate_network(net, [dataset], METRICS, torch.device('cpu'))['tiny']
+    assert means == model.metric_results
