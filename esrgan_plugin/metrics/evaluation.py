@@ -85,6 +85,19 @@ def image_pair(name: str, lq: np.ndarray, gt: Optional[np.ndarray] = None) -> di
     return pair
 
 
+def image_upscaler(upscale_image: Callable[[np.ndarray], np.ndarray]) -> Upscaler:
+    """An ``Upscaler`` from a function on uint8 HWC BGR images, e.g. bicubic upscaling, so that a baseline which
+    is no network is scored on the same path as the networks it is compared with.
+
+    The LR image it receives is the pair's, exactly (``tensor2img`` undoes ``image_pair``'s conversion), and the
+    image it returns is the SR image that gets scored, exactly.
+    """
+    def upscale(lq: torch.Tensor) -> torch.Tensor:
+        sr = upscale_image(tensor2img([lq.detach().cpu()]))
+        return img2tensor(sr.astype(np.float32) / 255.0, bgr2rgb=True, float32=True).unsqueeze(0)
+    return upscale
+
+
 def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Mean of each channel of ``sr`` minus that of ``gt``, in levels of 255 (channel order as given: BGR).
 
