@@ -12,7 +12,8 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * validation logs every metric per image and the mean with the direction that
   is better (NIQE and LPIPS: lower), tracks the best value that way round, and
   writes SR images atomically; testing adds a progress bar, results/<name>/index.html
-  and a table of the means;
+  and a table of the means. Images are run and scored by ``metrics.evaluation``, the
+  path the sweep and the demo take too, so their numbers agree;
 * mixed precision (bf16, or fp16 with a gradient scaler), channels_last and
   torch.compile from ``train.amp`` / ``train.channels_last`` / ``train.compile``,
   in training and (``val.*`` overriding) in validation and test; see
