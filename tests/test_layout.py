@@ -1,5 +1,5 @@
 """The package's shape, read from its imports (ast; nothing is imported): no circles, commands apart from the
-library, and imports that run one way between the layers (docs/development.md#layout)."""
+library, and imports that run one way between the layers (docs/development.md#layout-of-the-code)."""
 import ast
 import os
 
@@ -69,7 +69,7 @@ def place(module: str) -> tuple[str, int]:
     for index, layer in enumerate(LAYERS):
         if top in layer:
             return 'library', index
-    raise AssertionError(f'{module} is in no layer; add it to LAYERS (and to docs/development.md#layout)')
+    raise AssertionError(f'{module} is in no layer; add it to LAYERS (and to docs/development.md#layout-of-the-code)')
 
 
 def test_every_module_has_a_place():
