@@ -269,7 +269,7 @@ def test_bf16_matches_fp32_on_trained_weights(tmp_path, shared_data):
     assert 10 * math.log10(255 ** 2 / mse) >= 40
 
 
-def test_test_command_runs_in_val_precision(tmp_path, shared_data):
+def test_the_test_command_runs_in_val_precision(tmp_path, shared_data):
     """python -m esrgan_plugin.test with val.amp bf16 + channels_last on Set5: logged, and the SR images within
     a few 8-bit levels of basicsr's RRDBNet in fp32."""
     import yaml
