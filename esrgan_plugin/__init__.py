@@ -16,7 +16,7 @@ import sys
 
 __version__ = '0.1.0'
 
-# The names this plugin registers, by registry; README lists them too.
+# The names this plugin registers, by registry; docs/networks.md#registered-names lists them too.
 REGISTERED = {
     'arch': ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator'],
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -31,58 +30,43 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999')
 
 
-def basicsr_argv(prog: str, args: argparse.Namespace, opt_path: Optional[str] = None) -> list[str]:
-    """The command line to put in ``sys.argv`` for basicsr, which parses it again itself.
-
-    Rebuilt from the parsed arguments, so that basicsr reads the option file found here (a shipped file named by
-    its bare name, or ``opt_path``), not the text the user typed.
-    """
-    argv = [prog, '-opt', opt_path or args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
+def command_line(prog: str, args: argparse.Namespace) -> str:
+    """The command as the experiment's copy of the option file records it (basicsr's ``# CMD:`` line)."""
+    argv = [prog, '-opt', args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
     if getattr(args, 'auto_resume', False):
         argv.append('--auto_resume')
     if args.debug:
         argv.append('--debug')
     if args.force_yml:
         argv += ['--force_yml', *args.force_yml]
-    return argv
+    return ' '.join(argv)
 
 
-def check_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace, is_train: bool) -> dict:
-    """The option dict the run will use (file plus ``--force_yml``), checked before anything is created.
+def load_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace, is_train: bool) -> dict:
+    """The checked option dict the run will use (``config.loading``), before anything is created.
 
-    Every problem is printed, one line each, and the command exits with code 2;
-    warnings (options passed unchecked to classes registered elsewhere) are printed
-    and the run goes on. On resume, pretrained files are not required (basicsr loads
-    the experiment's own).
+    Warnings are printed and the run goes on. Problems are printed one line each, all together: with any in the
+    option file itself the command exits with code 2 and a count; with only missing weights or damaged data
+    (``error: <sentence>``), code 1. Either way nothing is written. On resume, pretrained files are not required
+    (basicsr loads the experiment's own).
     """
-    from esrgan_plugin import register
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and registration, now that the arguments are parsed
+    from esrgan_plugin.config.loading import load_options  # imports the registries (torch, basicsr)
 
-    register()  # basicsr adaptations and registration, now that the arguments are parsed
-    from esrgan_plugin.config.checks import read_options  # imports the registries (torch, basicsr)
-
-    opt, report = read_options(args.opt, args.force_yml or (), is_train,
-                               pretrained=not getattr(args, 'auto_resume', False))
-    for warning in report.warnings:
+    loaded = load_options(args.opt, args.force_yml or (), is_train, pretrained=not getattr(args, 'auto_resume', False))
+    for warning in loaded.warnings:
         say(f'warning: {warning}', error=True)
-    if report.errors:
-        count = len(report.errors)
-        parser.exit(2, ''.join(f'error: {line}\n' for line in report.errors)
+    problems = loaded.option_errors + loaded.component_errors
+    if loaded.option_errors:
+        count = len(problems)
+        parser.exit(2, ''.join(f'error: {line}\n' for line in problems)
                     + f'{count} problem{"s" if count > 1 else ""} in the options; nothing was run or written\n')
-    check_lmdb_data(opt)
-    return opt
-
-
-def check_lmdb_data(opt: dict) -> None:
-    """LMDBs, whichever dataset type reads them, are checked for truncation and for GT and LQ from different
-    preparation runs (a DataError: one line, exit code 1) before any process maps them."""
-    from esrgan_plugin.data.lmdb_check import check_lmdb_pair
-
-    for dataset in opt['datasets'].values():
-        backend = dataset.get('io_backend')
-        if isinstance(backend, dict) and backend.get('type') == 'lmdb':
-            gt, lq = (os.path.expanduser(dataset[key]) if dataset.get(key) else None
-                      for key in ('dataroot_gt', 'dataroot_lq'))
-            check_lmdb_pair(gt, lq)
+    if problems:
+        parser.exit(1, ''.join(f'error: {line}\n' for line in problems))
+    for note in loaded.notes:
+        say(note)
+    return loaded.opt
 
 
 def say(message: str, error: bool = False) -> None:

@@ -4,7 +4,7 @@
 2. builds sub-image LMDBs with MATLAB-bicubic x4 LR (``esrgan_plugin.prepare_data``);
 3. trains the PSNR-oriented stage, then the GAN stage from it, with a reduced RRDBNet, through
    ``python -m esrgan_plugin.train`` like any user run. The GAN stage's perceptual loss is the paper's ImageNet
-   VGG19 when torchvision's file is on disk, else ``ESRGANStandInPerceptualLoss`` (README, "Try it", says why);
+   VGG19 when torchvision's file is on disk, else ``ESRGANStandInPerceptualLoss`` (docs/demo.md#the-gan-stages-perceptual-loss says why);
 4. evaluates bicubic, the PSNR model, ESRGAN and their network interpolation (alpha 0.8) on the held-out photos:
    PSNR/SSIM (Y, 4-pixel border), NIQE (no reference; lower looks more natural) and the shift of each colour
    channel's mean against the ground truth; writes the SR images and a comparison figure with zoomed crops.

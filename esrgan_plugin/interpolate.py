@@ -63,15 +63,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def evaluate_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace, alphas: Sequence[float]) -> int:
     """--eval: the perception-distortion sweep (esrgan_plugin.inference.sweep), checked before any work starts."""
-    from esrgan_plugin.metrics.scoring import check_weights_available
-    from esrgan_plugin.config.checks import read_options
+    from esrgan_plugin.config.loading import load_options
     from esrgan_plugin.inference.sweep import matplotlib_available, run_sweep
 
     # The test command's checks of the option file; its checkpoint is not needed (the sweep brings its own).
-    eval_opt, report = read_options(args.eval, (), is_train=False, pretrained=False)
-    if report.errors:
-        parser.exit(2, ''.join(f'error: {line}\n' for line in report.errors))
-    check_weights_available((eval_opt.get('val') or {}).get('metrics'))
+    loaded = load_options(args.eval, (), is_train=False, pretrained=False, resolve_network=False)
+    if loaded.option_errors:
+        parser.exit(2, ''.join(f'error: {line}\n' for line in loaded.option_errors + loaded.component_errors))
+    if loaded.component_errors:
+        parser.exit(1, ''.join(f'error: {line}\n' for line in loaded.component_errors))
+    eval_opt = loaded.opt
     if not matplotlib_available():
         say('matplotlib is not installed: writing sweep.csv only (pip install -e ".[plot]" for sweep.png).')
     say(f'evaluating {len(alphas)} alphas ({", ".join(f"{a:g}" for a in alphas)}) on {args.eval}')

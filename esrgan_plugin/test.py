@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from esrgan_plugin.cli import add_basicsr_arguments, basicsr_argv, check_options_or_exit, run_main, say
+from esrgan_plugin.cli import add_basicsr_arguments, load_options_or_exit, run_main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -21,24 +21,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'images and index.html, a page comparing LR, bicubic, SR and ground truth.')
     add_basicsr_arguments(parser, is_train=False)
     args = parser.parse_args(argv)
-    opt = check_options_or_exit(parser, args, is_train=False)  # exits 2 listing every problem
+    # every problem at once, nothing written; network_g read off the checkpoint where the file leaves it out
+    opt = load_options_or_exit(parser, args, is_train=False)
 
-    import esrgan_plugin
-    esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
-    from basicsr.test import test_pipeline
-    from esrgan_plugin.training.precision import check_options, planned_device_type
-    check_options(opt, planned_device_type(opt))  # e.g. fp16 on a CPU: one line, nothing written
-
-    from esrgan_plugin.metrics.scoring import check_weights_available
-    check_weights_available((opt.get('val') or {}).get('metrics'))  # before any folder is made
-
-    from esrgan_plugin.config.network_auto import option_file_for_basicsr
-    # network_g read from the checkpoint when the file has none; a disagreeing one stops here, before any folder
-    with option_file_for_basicsr(args.opt, opt, args.force_yml) as (opt_path, note):
-        if note:
-            say(note)
-        sys.argv = basicsr_argv(parser.prog, args, opt_path)  # basicsr parses sys.argv itself
-        test_pipeline(os.getcwd())
+    from esrgan_plugin.models.testing import run_test_sets
+    from esrgan_plugin.training.launch import Launch, launch_options
+    run_test_sets(launch_options(opt, Launch(args.launcher, False, args.debug), os.getcwd(), is_train=False))
     return 0
 
 

@@ -365,7 +365,7 @@ def missing_files(opt: dict, pretrained: bool = True) -> list:
             root = _get(dataset, key)
             if isinstance(root, str) and not os.path.exists(os.path.expanduser(root)):
                 problems.append(Problem(('datasets', phase, key), f'{root} does not exist; prepare the data '
-                                        '(README, "Data preparation") or fix the path'))
+                                        '(docs/data.md#preparing-data) or fix the path'))
     for key, value in _mapping(opt, 'path').items():
         if pretrained and str(key).startswith('pretrain_network') and isinstance(value, str) \
                 and not os.path.isfile(os.path.expanduser(value)):

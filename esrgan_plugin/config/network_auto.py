@@ -5,19 +5,14 @@ test command does the same: when the option file has no ``network_g`` (or
 ``network_g: {type: auto}``), the generator is built with the architecture of
 ``path.pretrain_network_g``. A ``network_g`` that is given must agree with the
 file; a disagreement stops the run with one line, before basicsr creates any
-folder. basicsr reads the option file itself (from ``sys.argv``), so a resolved
-copy is written to a temporary folder and handed to it instead.
+folder (``config.loading`` calls it with every other check).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import os
-import tempfile
-from typing import Iterator, Optional, Sequence
-
-import yaml
+from typing import Optional
 
 from esrgan_plugin.archs.checkpoint import infer_arch_params, load_generator_state
 from esrgan_plugin.errors import UserFacingError
@@ -25,25 +20,6 @@ from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 
 AUTO = 'auto'
 GENERATOR_TYPE = 'ESRGANRRDBNet'
-
-
-def apply_overrides(opt: dict, entries: Optional[Sequence[str]]) -> dict:
-    """A copy of ``opt`` with ``--force_yml key:sub=value`` entries applied, values read as basicsr reads them.
-
-    basicsr applies the same entries again to the file it is handed, which changes nothing; applying them here
-    tells us which checkpoint and which ``network_g`` the run will really use.
-    """
-    from basicsr.utils.options import _postprocess_yml_value  # basicsr's own reading of override values
-
-    opt = copy.deepcopy(opt)
-    for entry in entries or []:
-        keys, _, value = entry.partition('=')
-        *parents, last = [k.strip() for k in keys.split(':')]
-        node = opt
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = _postprocess_yml_value(value.strip())
-    return opt
 
 
 def _described(params: dict) -> str:
@@ -92,23 +68,3 @@ def resolve_network_g(opt: dict, source: str) -> tuple[dict, Optional[str]]:
     resolved = copy.deepcopy(opt)
     resolved['network_g'] = {'type': GENERATOR_TYPE, **found}
     return resolved, f'network_g read from {path}: {_described(found)}'
-
-
-@contextlib.contextmanager
-def option_file_for_basicsr(opt_path: str, opt: dict, overrides: Optional[Sequence[str]] = None,
-                            ) -> Iterator[tuple[str, Optional[str]]]:
-    """Yield the option file basicsr should read, and the note of ``resolve_network_g``.
-
-    That is ``opt_path`` itself when its ``network_g`` is given, else a resolved copy in a temporary folder that
-    is removed afterwards. ``opt`` is the file's content and ``overrides`` the ``--force_yml`` entries.
-    """
-    resolved, note = resolve_network_g(apply_overrides(opt, overrides), opt_path)
-    if note is None:
-        yield opt_path, None
-        return
-    with tempfile.TemporaryDirectory(prefix='esrgan_plugin_test_') as folder:
-        path = os.path.join(folder, os.path.basename(opt_path))
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(f'# {opt_path} with {note}\n')
-            yaml.safe_dump(resolved, f, sort_keys=False)
-        yield path, note

@@ -3,7 +3,7 @@
 fp32 (the default) leaves the network as it is, so outputs are exact. The
 reduced precisions convert the weights themselves (bf16, or fp16 on CUDA)
 and put them in channels_last, the NHWC layout oneDNN and cuDNN run fastest.
-Of the bf16 variants this measured fastest (README, "Inference speed"):
+Of the bf16 variants this measured fastest (docs/benchmarks.md#bf16-on-a-cpu-without-native-bf16):
 without channels_last, oneDNN has no fast bf16 convolution for NCHW and
 autocast falls to a reference path 20x slower still. Inputs need no
 conversion: a convolution with channels_last weights returns channels_last

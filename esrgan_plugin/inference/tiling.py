@@ -7,7 +7,7 @@ border slide inwards rather than shrink, so every window has the same size
 running the whole image at once (up to float rounding) when ``pad`` covers the
 network's receptive field; ``receptive_radius`` gives that distance. For the
 full ESRGAN generator it is 349 LR pixels, far more than practical paddings,
-but the influence of distant pixels decays fast (README, "Tiling", gives the
+but the influence of distant pixels decays fast (docs/benchmarks.md#tile-seams gives the
 measured differences with trained weights).
 
 ``iter_tiles`` hands out the tiles one at a time, so a caller can turn each

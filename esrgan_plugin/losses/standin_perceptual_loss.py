@@ -2,7 +2,7 @@
 
 The paper's perceptual loss compares VGG19 conv5_4 features of ImageNet-trained
 weights. With *random* VGG19 weights the same loss is harmful (measured in the
-demo; README, "Try it"): deep random features ignore the mean colour, so the GAN
+demo; docs/demo.md#the-gan-stages-perceptual-loss): deep random features ignore the mean colour, so the GAN
 stage drifts in colour, and their 16-pixel pooling grid comes back as a
 cross-hatch texture. The stand-in keeps the two jobs a perceptual loss does in
 ESRGAN, with parts that need no training:

@@ -60,10 +60,13 @@ class ESRGANPSNRModel(SRModel):
         self.nonfinite_in_a_row = 0
         self.log_dict = OrderedDict()
         device_type = 'cuda' if opt['num_gpu'] != 0 else 'cpu'  # as basicsr's BaseModel picks self.device
-        precision.check_options(opt, device_type)
         self.eval_precision = precision.evaluation_precision(opt)
         # What net_g is built for: training's settings when training, else validation/test's.
         self.precision = precision.training_precision(opt) if opt['is_train'] else self.eval_precision
+        # The commands check this before anything is written (config.loading); a model built from Python gets
+        # the same one-line refusal (e.g. fp16 on a CPU) here.
+        precision.check_device(self.precision, device_type, 'train.amp' if opt['is_train'] else 'val.amp')
+        precision.check_device(self.eval_precision, device_type, 'val.amp (or train.amp)')
         self.grad_scalers: list = []  # one per optimizer, enabled for fp16 only
         if device_type == 'cuda':
             torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick the fastest kernels

@@ -46,7 +46,7 @@ class Precision:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def describe(self) -> str:
-        name = {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[self.amp]
+        name = {dtype: name for name, dtype in AMP_DTYPES.items()}[self.amp]
         return (f'amp {name}, channels_last {self.channels_last}, '
                 f'compile {self.compile_mode or "off"}')
 

@@ -34,7 +34,7 @@ from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
 from basicsr.utils import (AvgTimer, MessageLogger, check_resume, get_env_info, get_root_logger, get_time_str,
                            make_exp_dirs, mkdir_and_rename)
-from basicsr.utils.options import copy_opt_file, dict2str, parse_options
+from basicsr.utils.options import dict2str
 
 from esrgan_plugin import fileio
 from esrgan_plugin.training import resume
@@ -92,15 +92,16 @@ def _take_lock(lock: ExperimentLock, opt: dict) -> Optional[str]:
     return note
 
 
-def train_pipeline(root_path: str) -> int:
-    """Train from the command line in ``sys.argv`` (basicsr's arguments). Returns the exit code."""
-    opt, args = parse_options(root_path, is_train=True)
-    opt['root_path'] = root_path
+def train_pipeline(opt: dict, option_file: str, command: str) -> int:
+    """Train with ``opt``, the launched options (``training.launch``). Returns the exit code.
+
+    ``option_file`` is copied into the experiment folder with ``command``, the command line, as basicsr does.
+    """
     lock = ExperimentLock(opt['path']['experiments_root'])
     notes = [_take_lock(lock, opt)]  # before anything in the experiment folder is read, moved or removed
     try:
         with determinism(bool(opt['train'].get('deterministic', False))), StopSignals() as signals:
-            return _train(opt, args, signals, notes)
+            return _train(opt, option_file, command, signals, notes)
     finally:
         lock.release()
 
@@ -171,9 +172,18 @@ def _batches(prefetcher) -> Iterator[dict]:
         batch = prefetcher.next()
 
 
-def _train(opt: dict, args, signals: StopSignals, notes: list) -> int:
+def _copy_option_file(option_file: str, folder: str, command: str) -> None:
+    """The option file in the experiment folder, headed by when and how it ran (basicsr's copy_opt_file format)."""
+    with open(option_file, encoding='utf-8') as f:
+        text = f.read()
+    fileio.save_text(f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {command}\n\n{text}',
+                     os.path.join(folder, os.path.basename(option_file)))
+
+
+def _train(opt: dict, option_file: str, command: str, signals: StopSignals, notes: list) -> int:
     point = _prepare_experiment(opt, notes)
-    copy_opt_file(args.opt, opt['path']['experiments_root'])
+    if opt['rank'] == 0:
+        _copy_option_file(option_file, opt['path']['experiments_root'], command)
     log_file = os.path.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
     logger.info(get_env_info())

@@ -237,7 +237,7 @@ def test_command_errors_and_help(tmp_path, net, rng):
 
 def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
     """3000 x 2000 in, 12000 x 8000 out, default tiling: only the 8-bit output is held (a float copy alone would be
-    1.15 GB), and the network's memory is bounded by the window and the upsampling bands (README, "Memory").
+    1.15 GB), and the network's memory is bounded by the window and the upsampling bands (docs/inference.md#memory).
     """
     net = tiny_generator(scale=4, num_feat=2, num_block=1, num_grow_ch=1)
     torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')

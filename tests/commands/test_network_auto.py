@@ -10,7 +10,8 @@ import yaml
 
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.config.network_auto import apply_overrides, resolve_network_g
+from esrgan_plugin.config.network_auto import resolve_network_g
+from esrgan_plugin.config.option_file import apply_overrides
 
 # Not the option files' (paper's) architecture: every hyper-parameter differs from the defaults.
 ARCH = dict(num_feat=8, num_block=2, num_grow_ch=4, scale=4)
@@ -103,7 +104,7 @@ def test_resolve_network_g_without_a_subprocess(tmp_path):
         resolve_network_g({**opt, 'scale': 4}, 'o.yml')
     with pytest.raises(UserFacingError, match='path.pretrain_network_g is not set'):
         resolve_network_g({'path': {}}, 'o.yml')
-    # --force_yml entries are read as basicsr reads them, on a copy
-    assert apply_overrides(opt, ['path:pretrain_network_g=b.pth', 'network_g:num_feat=16']) == {
-        'scale': 2, 'path': {'pretrain_network_g': 'b.pth'}, 'network_g': {'num_feat': 16}}
+    # --force_yml entries are applied by the one implementation, on a copy
+    assert apply_overrides(opt, ['path:pretrain_network_g=b.pth'])[0] == {
+        'scale': 2, 'path': {'pretrain_network_g': 'b.pth'}}
     assert opt['path']['pretrain_network_g'].endswith('x2.pth')

@@ -35,7 +35,7 @@ def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_p
         # The GAN stage adds no colour cast to the PSNR model it starts from: every channel's mean stays within
         # the bound of the PSNR model's (with a random VGG19 the red channel lost 15-19 levels). Against the
         # ground truth the bound needs the full demo's PSNR stage: this short one leaves the cup ~8 levels off
-        # (README, "Try it").
+        # (docs/demo.md#measured-result).
         for folder in ('esrgan', f'interpolated_alpha{INTERPOLATION_ALPHA}'):
             assert np.abs(means[folder] - means['psnr_model']).max() < MAX_COLOR_SHIFT, (photo, folder, means)
         for folder in niqe:

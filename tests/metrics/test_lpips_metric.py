@@ -83,7 +83,7 @@ def test_missing_backbone_is_one_clear_error(tmp_path, monkeypatch):
         lpips_metric.resolve_weights('alex', str(tmp_path / 'alex.pth'), lpips_weights='/nowhere/alex.pth')
 
 
-def test_test_command_stops_before_any_folder_when_lpips_weights_are_missing(tmp_path):
+def test_the_test_command_stops_before_any_folder_when_lpips_weights_are_missing(tmp_path):
     gt_dir, lq_dir = make_test_set(tmp_path / 'data')
     torch.save({'params': {}}, tmp_path / 'net.pth')
     with open(os.path.join(REPO_ROOT, 'options', 'test_set14.yml'), encoding='utf-8') as f:

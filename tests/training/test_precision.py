@@ -228,7 +228,7 @@ def test_bf16_training_tracks_fp32_from_the_same_seed(tmp_path):
 
 
 def test_gan_pixel_loss_check_script(capsys):
-    """scripts/check_amp_training.py: 200 iterations by default (0.57 % apart on this CPU, README); here a short
+    """scripts/check_amp_training.py: 200 iterations by default (0.57 % apart on this CPU, docs/benchmarks.md#accuracy-of-reduced-precision); here a short
     run of it, in-process because a subprocess costs a minute of start-up on a loaded machine."""
     import importlib.util
     spec = importlib.util.spec_from_file_location('check_amp_training',
@@ -247,7 +247,7 @@ def test_bf16_matches_fp32_on_trained_weights(tmp_path, shared_data):
     outputs of validation in bf16 + channels_last against fp32, RGB PSNR >= 40 dB.
 
     Baboon's fur is the hardest case measured: 41.9 dB RGB (43.3 dB Y); Set5 baby 46.6, comic 50.1,
-    lenna 53.9 dB RGB on crops of the same size (README, "Mixed precision")."""
+    lenna 53.9 dB RGB on crops of the same size (docs/benchmarks.md#accuracy-of-reduced-precision)."""
     weights = os.path.join(shared_data, 'weights', 'RealESRGAN_x4plus.pth')
     if not os.path.isfile(weights):
         pytest.skip(f'{weights} is not present')
@@ -269,7 +269,7 @@ def test_bf16_matches_fp32_on_trained_weights(tmp_path, shared_data):
     assert 10 * math.log10(255 ** 2 / mse) >= 40
 
 
-def test_test_command_runs_in_val_precision(tmp_path, shared_data):
+def test_the_test_command_runs_in_val_precision(tmp_path, shared_data):
     """python -m esrgan_plugin.test with val.amp bf16 + channels_last on Set5: logged, and the SR images within
     a few 8-bit levels of basicsr's RRDBNet in fp32."""
     import yaml
