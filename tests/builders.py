@@ -33,7 +33,8 @@ def train_options() -> dict:
             'optim_d': {'type': 'AdamW', 'lr': 1e-4},
             'scheduler': {'type': 'MultiStepLR', 'milestones': [50, 80], 'gamma': 0.5},
             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'},
-            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv5_4', 'criterion': 'l1'},
+            'perceptual_opt': {'type': 'ESRGANPerceptualLoss', 'layer': 'conv5_4', 'criterion': 'l1',
+                               'vgg_weights': 'random'},  # no ImageNet file needed
             'gan_opt': {'type': 'ESRGANRaGANLoss', 'loss_weight': 5e-3},
             'amp': 'bf16', 'channels_last': True, 'compile': 'max-autotune',
         },

@@ -269,7 +269,10 @@ def test_the_commands_list_every_problem_and_exit_2_before_writing_anything(tmp_
     assert ("error: o.yml: datasets.val.use_hflip: expected true or false, got 'no' (text); write true or false "
             'without quotes') in lines
     assert 'error: o.yml: train.ema_decy (set by --force_yml): unknown option; did you mean ema_decay?' in lines
-    assert lines[-1] == '3 problems in the options; nothing was run or written'
+    # the data is checked in the same run: the LMDB folders here are empty
+    assert 'error: LMDB gt.lmdb has no data.mdb; rebuild it with python -m esrgan_plugin.prepare_data (with ' \
+        '--overwrite) or copy gt.lmdb again from an intact source.' in lines
+    assert lines[-1] == '4 problems in the options; nothing was run or written'
     assert 'Traceback' not in run.stderr
     assert _nothing_written(tmp_path)
 

@@ -193,7 +193,7 @@ def test_interrupted_build_leaves_no_complete_database(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(settings, job)
 
-    monkeypatch.setattr(prepare_data, '_process_image', interrupted_on_third)
+    monkeypatch.setattr(preparation, '_process_image', interrupted_on_third)
     with pytest.raises(KeyboardInterrupt):
         prepare(str(tmp_path / 'hr'), str(tmp_path / 'out'), crop=32, step=16, workers=1, folders=True,
                 progress=False)

@@ -68,7 +68,7 @@ def test_options_parse_and_bad_values_are_refused_in_one_line():
     assert precision.training_precision({}) == precision.Precision()
     assert precision.parse_compile(True, 'x') == 'default' and precision.parse_compile(False, 'x') is None
     assert opt == frozen
-    for bad, match in (({'amp': 'float16'}, 'train.amp .* use fp32, bf16 or fp16'),
+    for bad, match in (({'amp': 'float16'}, 'train.amp .* use one of fp32, bf16, fp16'),
                        ({'channels_last': 'yes'}, 'train.channels_last .* write true or false'),
                        ({'compile': 'fast'}, 'train.compile .* use false, true or one of default')):
         with pytest.raises(UserFacingError, match=match):
@@ -86,8 +86,8 @@ def test_fp16_is_refused_on_the_cpu_at_model_init(tmp_path):
         build_model(opt)
 
 
-def test_fp16_is_refused_by_the_train_command_before_anything_is_written(tmp_path, monkeypatch):
-    """In-process (a subprocess costs a minute on a loaded machine); run_main turns the error into one line."""
+def test_fp16_is_refused_by_the_train_command_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """In-process (a subprocess costs a minute on a loaded machine): one line, exit code 1."""
     from builders import gan_options, write_options
 
     from esrgan_plugin.train import main
@@ -95,8 +95,12 @@ def test_fp16_is_refused_by_the_train_command_before_anything_is_written(tmp_pat
     opt['train']['amp'] = 'fp16'
     yml = write_options(tmp_path, opt)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserFacingError, match=r'^train.amp fp16 needs a CUDA GPU; on the CPU use bf16'):
+    capsys.readouterr()  # the LMDB tool's progress
+    with pytest.raises(SystemExit) as stopped:
         main(['-opt', yml])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == ('error: train.amp fp16 needs a CUDA GPU; on the CPU use bf16 (fast where '
+                                       'the CPU has native bf16) or fp32.\n')
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'tb_logger').exists()
 
 
