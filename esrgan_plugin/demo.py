@@ -32,6 +32,10 @@ INTERPOLATION_ALPHA = 0.8
 METHODS = {'bicubic': 'bicubic', 'PSNR model': 'psnr_model', 'ESRGAN': 'esrgan',
            f'interpolated (alpha {INTERPOLATION_ALPHA})': f'interpolated_alpha{INTERPOLATION_ALPHA}'}
 MAX_COLOR_SHIFT = 2.0  # levels of 255: the acceptance bound on a channel mean's shift against the ground truth
+# The acceptance bound on direction-dependent artifacts: a GAN-stage output's direction_ratio at most this many
+# times the ground truth's (horizontal streaks made ESRGAN's 1.49 times chelsea's).
+MAX_DIRECTION_EXCESS = 1.25
+GAN_STAGE_METHODS = ('ESRGAN', f'interpolated (alpha {INTERPOLATION_ALPHA})')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +186,20 @@ def matlab_bicubic_up(lr_bgr: np.ndarray) -> np.ndarray:
     return (np.clip(up, 0, 1) * 255.0).round().astype(np.uint8)
 
 
+def direction_ratio(img: np.ndarray) -> float:
+    """Vertical over horizontal mean |second difference| of ``img`` (as float, over all pixels and channels).
+
+    Vertical: ``|I[y+1, x] - 2 I[y, x] + I[y-1, x]|``, horizontal the same along x. Horizontal streaks raise it
+    above 1, vertical ones lower it; a photo's own ratio is near 1 (chelsea's ground truth: 1.10).
+    """
+    f = np.asarray(img, dtype=np.float64)
+    vertical = np.abs(f[2:] - 2 * f[1:-1] + f[:-2]).mean()
+    horizontal = np.abs(f[:, 2:] - 2 * f[:, 1:-1] + f[:, :-2]).mean()
+    if horizontal == 0:
+        return 1.0 if vertical == 0 else float('inf')
+    return float(vertical / horizontal)
+
+
 def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Mean of each channel (B, G, R) of ``sr`` minus that of ``gt``, in levels of 255."""
     return sr.reshape(-1, 3).astype(np.float64).mean(0) - gt.reshape(-1, 3).astype(np.float64).mean(0)
@@ -193,7 +211,8 @@ def scores(sr: np.ndarray, gt: np.ndarray) -> dict:
     return {'psnr': calculate_psnr(sr, gt, crop_border=4, test_y_channel=True),
             'ssim': calculate_ssim(sr, gt, crop_border=4, test_y_channel=True),
             'niqe': float(calculate_niqe(sr, crop_border=4)),
-            'shift': float(np.abs(color_shift(sr, gt)).max())}
+            'shift': float(np.abs(color_shift(sr, gt)).max()),
+            'direction': direction_ratio(sr)}
 
 
 def detailed_window(gt: np.ndarray, size: int = 96, stride: int = 8) -> tuple[int, int]:
@@ -251,6 +270,7 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
 def evaluate(nets: dict, test_data, out: str) -> dict:
     """SR images, scores per method and photo, and the comparison figure."""
     results = {label: {} for label in METHODS}
+    results['ground truth'] = {}
     rows = []
     for gt_name in sorted(os.listdir(test_data.gt_folder)):
         photo = os.path.splitext(gt_name)[0]
@@ -261,27 +281,43 @@ def evaluate(nets: dict, test_data, out: str) -> dict:
         for label, sr in outputs.items():
             results[label][photo] = scores(sr, gt)
             fileio.save_image(sr, os.path.join(out, 'results', METHODS[label], gt_name))
+        results['ground truth'][photo] = {'direction': direction_ratio(gt)}
         rows.append((photo, outputs, gt))
     fileio.save_image(comparison_figure(rows), os.path.join(out, 'comparison.png'))
     return results
 
 
 def report(results: dict, out: str, perceptual: str) -> None:
-    photos = list(next(iter(results.values())))
+    photos = list(results['ground truth'])
     say(f'\n{"method":<28}{"PSNR (dB)":>10}{"SSIM":>8}{"NIQE":>7}   max colour shift per photo (levels)')
-    for label, per_photo in results.items():
+    for label in METHODS:
+        per_photo = results[label]
         mean = {k: np.mean([s[k] for s in per_photo.values()]) for k in ('psnr', 'ssim', 'niqe')}
         shifts = ', '.join(f'{photo} {per_photo[photo]["shift"]:.2f}' for photo in photos)
         say(f'{label:<28}{mean["psnr"]:>10.2f}{mean["ssim"]:>8.4f}{mean["niqe"]:>7.2f}   {shifts}')
     say(f'(PSNR/SSIM on Y with a 4-pixel border and NIQE: means over {", ".join(photos)}; GAN stage perceptual '
         f'loss: {perceptual})')
-    worst = max(s['shift'] for per_photo in results.values() for s in per_photo.values())
+    worst = max(results[label][photo]['shift'] for label in METHODS for photo in photos)
     if worst >= MAX_COLOR_SHIFT:
         say(f'warning: a colour channel of some output is {worst:.1f} levels off the ground truth', error=True)
     niqe = {label: np.mean([s['niqe'] for s in results[label].values()]) for label in ('PSNR model', 'ESRGAN')}
     verdict = 'lower: it looks more natural, as the paper claims' if niqe['ESRGAN'] < niqe['PSNR model'] else \
         'not lower: train the GAN stage longer (--gan-iters)'
     say(f'ESRGAN\'s NIQE {niqe["ESRGAN"]:.2f} against the PSNR model\'s {niqe["PSNR model"]:.2f}: {verdict}')
+    say('\ndirection ratio (vertical / horizontal mean |second difference|; horizontal streaks raise it):')
+    excess = {(label, photo): results[label][photo]['direction'] / results['ground truth'][photo]['direction']
+              for label in GAN_STAGE_METHODS for photo in photos}
+    for photo in photos:
+        ratios = ', '.join(f'{label.split(" (")[0]} {results[label][photo]["direction"]:.2f}'
+                           + (f' ({excess[label, photo]:.2f}x)' if label in GAN_STAGE_METHODS else '')
+                           for label in METHODS)
+        say(f'  {photo}: ground truth {results["ground truth"][photo]["direction"]:.2f}; {ratios}')
+    (label, photo), most = max(excess.items(), key=lambda item: item[1])
+    if most > MAX_DIRECTION_EXCESS:
+        say(f'warning: {label} on {photo} has {most:.2f} times the ground truth\'s direction ratio (bound '
+            f'{MAX_DIRECTION_EXCESS}): look for horizontal streaks in comparison.png', error=True)
+    else:
+        say(f'GAN-stage outputs: at most {most:.2f} times the ground truth\'s ratio (bound {MAX_DIRECTION_EXCESS})')
     say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
     say(f'training logs:   {os.path.join(out, "experiments", "demo_psnr")}/train_demo_psnr_*.log and '

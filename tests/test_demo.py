@@ -9,7 +9,7 @@ import pytest
 
 from conftest import PYTHON, subprocess_env
 from esrgan_plugin.demo import (INTERPOLATION_ALPHA, MAX_COLOR_SHIFT, METHODS, TEST_PHOTOS, comparison_figure,
-                                detailed_window)
+                                detailed_window, direction_ratio)
 
 # A smaller generator and fewer, smaller batches than the real demo (about 100 CPU-seconds in all).
 SHORT = ['--psnr-iters', '600', '--gan-iters', '30', '--batch', '4', '--num-feat', '16', '--num-block', '1']
@@ -66,3 +66,16 @@ def test_comparison_rows_have_equal_width_and_zoom_into_detail():
     assert figure.shape[1] == 3 * 100 + 2 * 4
     # no padding: the right-most column of each photo's block carries image content, not a filler
     assert (figure[:, -1] != 255).any() and (figure[:, -1] != 0).any()
+
+
+def test_direction_ratio_is_vertical_over_horizontal_second_differences():
+    y, x = np.mgrid[0:60, 0:80].astype(np.float64)
+    # second differences: 2 * 3 along y, 2 * 0.5 along x, exactly, at every pixel
+    assert direction_ratio(3 * y ** 2 + 0.5 * x ** 2) == pytest.approx(6.0)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(128, 20, (300, 300, 3))
+    assert direction_ratio(noise) == pytest.approx(1.0, abs=0.02)  # isotropic
+    stripes = noise + 40.0 * (np.arange(300) % 2)[:, None, None]  # every other row brighter: horizontal stripes
+    assert direction_ratio(stripes) > 1.5
+    assert direction_ratio(stripes.transpose(1, 0, 2)) == pytest.approx(1 / direction_ratio(stripes))
+    assert direction_ratio(np.full((10, 10), 7, np.uint8)) == 1.0
