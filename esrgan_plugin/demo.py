@@ -3,7 +3,8 @@
 1. writes ten training photos and two held-out ones (coffee, chelsea) to <out>/photos (nothing is downloaded);
 2. builds sub-image LMDBs with MATLAB-bicubic x4 LR (``esrgan_plugin.prepare_data``);
 3. trains the PSNR-oriented stage, then the GAN stage from it, with a reduced RRDBNet, through
-   ``python -m esrgan_plugin.train`` like any user run. The GAN stage's perceptual loss is the paper's ImageNet
+   ``python -m esrgan_plugin.train`` like any user run (its output goes to its log file; the terminal shows a
+   progress bar per stage). The GAN stage's perceptual loss is the paper's ImageNet
    VGG19 when torchvision's file is on disk, else ``ESRGANStandInPerceptualLoss`` (README, "Try it", says why);
 4. evaluates bicubic, the PSNR model, ESRGAN and their network interpolation (alpha 0.8) on the held-out photos:
    PSNR/SSIM (Y, 4-pixel border), NIQE (no reference; lower looks more natural) and the shift of each colour
@@ -12,7 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +113,8 @@ def common_options(name: str, args: argparse.Namespace, data, test_data, total_i
         'path': {'pretrain_network_g': None, 'resume_state': None},
         'val': {'val_freq': total_iter, 'save_img': False,
                 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
-        'logger': {'print_freq': max(total_iter // 10, 1), 'save_checkpoint_freq': total_iter,
+        # a log line about every hundredth of the run: it drives the demo's progress bar
+        'logger': {'print_freq': max(total_iter // 100, 1), 'save_checkpoint_freq': total_iter,
                    'use_tb_logger': True},
     }
 
@@ -158,14 +162,61 @@ def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg1
     return opt
 
 
+# basicsr's log line of a training iteration, e.g.
+# "[demo_..][epoch:  0, iter:     120, lr:(1.000e-03,)] [eta: 0:17:54, time (data): 1.044 (0.004)] l_pix: 3.0760e-02"
+ITER_LINE = re.compile(r'\[epoch:\s*\d+, iter:\s*([\d,]+), lr:\(')
+LOSS_VALUE = re.compile(r'\b(l_\w+): ([-+\d.eE]+)')
+FAILURE_TAIL = 30  # lines of a failed stage's output shown in the terminal
+
+
+def progress_losses(line: str) -> dict:
+    """The losses for the progress bar from one log line: ``l_pix`` as it is; in the GAN stage the generator's
+    terms summed as ``l_g`` and the discriminator's as ``l_d``."""
+    shown: dict = {}
+    for key, value in LOSS_VALUE.findall(line):
+        name = 'l_g' if key.startswith('l_g_') else 'l_d' if key.startswith('l_d_') else key
+        shown[name] = shown.get(name, 0.0) + float(value)
+    return {name: f'{value:.3g}' for name, value in shown.items()}
+
+
 def train(opt: dict, out: str) -> str:
-    """One stage through the train command, as a user runs it; returns its final generator checkpoint."""
+    """One stage through the train command, as a user runs it; returns its final generator checkpoint.
+
+    The command's own output (option dump, every log line) goes to its log file in experiments/<name>/ as usual;
+    the terminal gets a progress bar driven by its iteration log lines, and, if it fails, its last lines.
+    """
+    from tqdm import tqdm
+
     path = os.path.join(out, 'options', f'{opt["name"]}.yml')
     fileio.save_text(yaml.safe_dump(opt, sort_keys=False), path)
-    result = subprocess.run([sys.executable, '-m', 'esrgan_plugin.train', '-opt', os.path.abspath(path)], cwd=out)
-    if result.returncode:
-        raise UserFacingError(f'training stage {opt["name"]} failed (exit code {result.returncode}); its log is in '
-                              f'{os.path.join(out, "experiments", opt["name"])}')
+    env = dict(os.environ, PYTHONUNBUFFERED='1')  # its lines as they come, for a live bar
+    tail: collections.deque = collections.deque(maxlen=FAILURE_TAIL)
+    total = opt['train']['total_iter']
+    with subprocess.Popen([sys.executable, '-m', 'esrgan_plugin.train', '-opt', os.path.abspath(path)], cwd=out,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors='replace',
+                          bufsize=1) as proc, \
+            tqdm(total=total, desc=opt['name'], unit='iter', file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            for line in proc.stdout:
+                line = line.rstrip('\n')
+                tail.append(line)
+                match = ITER_LINE.search(line)
+                if match:
+                    bar.update(int(match.group(1).replace(',', '')) - bar.n)
+                    bar.set_postfix(progress_losses(line), refresh=True)
+                elif line.startswith('warning: '):
+                    bar.write(line, file=sys.stderr)
+        except KeyboardInterrupt:
+            proc.wait()  # the stage got the same signal and stops after the current step, with a checkpoint
+            raise
+        returncode = proc.wait()
+    if returncode:
+        say(f'--- last {len(tail)} lines of the output of stage {opt["name"]} ---', error=True)
+        for line in tail:
+            say(line, error=True)
+        log_dir = os.path.join(out, 'experiments', opt['name'])
+        raise UserFacingError(f'training stage {opt["name"]} failed (exit code {returncode})'
+                              + (f'; its log is in {log_dir}' if os.path.isdir(log_dir) else ''))
     return os.path.join(out, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
 
 
@@ -344,8 +395,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .perceptual_loss import default_vgg19_path
     from .prepare_data import prepare
 
-    step(f'Writing photos bundled with scikit-image (training: {", ".join(TRAIN_PHOTOS)}; held out: '
-         f'{", ".join(TEST_PHOTOS)})')
+    step(f'Writing {len(TRAIN_PHOTOS)} training photos and {len(TEST_PHOTOS)} held-out ones '
+         f'({", ".join(TEST_PHOTOS)}) bundled with scikit-image')
     train_dir, test_dir = save_photos(out)
 
     step('Building LMDBs of 96x96 sub-images with MATLAB-bicubic x4 LR (esrgan_plugin.prepare_data)')
@@ -359,10 +410,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     vgg19_file = default_vgg19_path() if os.path.isfile(default_vgg19_path()) else None
     perceptual = (f'the paper\'s, ImageNet VGG19 conv5_4 from {vgg19_file}' if vgg19_file else
-                  f'the training-free stand-in (colour L1 + random-feature Gram texture), because {default_vgg19_path()}'
-                  ' is absent; put torchvision\'s VGG19 file there for the paper\'s loss')
-    step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations; '
-         f'perceptual loss: {perceptual}')
+                  f'the training-free stand-in; put torchvision\'s VGG19 file at {default_vgg19_path()} for the '
+                  'paper\'s')
+    step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations')
+    say(f'perceptual loss: {perceptual}')
     gan_model = train(gan_options(args, data, test_data, psnr_model, vgg19_file), out)
 
     step('Evaluating on the held-out photos')
