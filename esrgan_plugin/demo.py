@@ -3,8 +3,9 @@
 1. writes ten training photos and two held-out ones (coffee, chelsea) to <out>/photos (nothing is downloaded);
 2. builds sub-image LMDBs with MATLAB-bicubic x4 LR (``esrgan_plugin.prepare_data``);
 3. trains the PSNR-oriented stage, then the GAN stage from it, with a reduced RRDBNet, through
-   ``python -m esrgan_plugin.train`` like any user run. The GAN stage's perceptual loss is the paper's ImageNet
-   VGG19 when torchvision's file is on disk, else ``ESRGANStandInPerceptualLoss`` (docs/demo.md#the-gan-stages-perceptual-loss says why);
+   ``python -m esrgan_plugin.train`` like any user run (its output goes to its log file; the terminal shows a
+   progress bar per stage). The GAN stage's perceptual loss is the paper's ImageNet VGG19 when torchvision's
+   file is on disk, else ``ESRGANStandInPerceptualLoss`` (docs/demo.md#the-gan-stages-perceptual-loss says why);
 4. evaluates bicubic, the PSNR model, ESRGAN and their network interpolation (alpha 0.8) on the held-out photos:
    PSNR/SSIM (Y, 4-pixel border), NIQE (no reference; lower looks more natural) and the shift of each colour
    channel's mean against the ground truth; writes the SR images and a comparison figure with zoomed crops.
@@ -12,7 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,10 @@ INTERPOLATION_ALPHA = 0.8
 METHODS = {'bicubic': 'bicubic', 'PSNR model': 'psnr_model', 'ESRGAN': 'esrgan',
            f'interpolated (alpha {INTERPOLATION_ALPHA})': f'interpolated_alpha{INTERPOLATION_ALPHA}'}
 MAX_COLOR_SHIFT = 2.0  # levels of 255: the acceptance bound on a channel mean's shift against the ground truth
+# The acceptance bound on direction-dependent artifacts: a GAN-stage output's direction_ratio at most this many
+# times the ground truth's (horizontal streaks made ESRGAN's 1.49 times chelsea's).
+MAX_DIRECTION_EXCESS = 1.25
+GAN_STAGE_METHODS = ('ESRGAN', f'interpolated (alpha {INTERPOLATION_ALPHA})')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +113,8 @@ def common_options(name: str, args: argparse.Namespace, data, test_data, total_i
         'path': {'pretrain_network_g': None, 'resume_state': None},
         'val': {'val_freq': total_iter, 'save_img': False,
                 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}},
-        'logger': {'print_freq': max(total_iter // 10, 1), 'save_checkpoint_freq': total_iter,
+        # a log line about every hundredth of the run: it drives the demo's progress bar
+        'logger': {'print_freq': max(total_iter // 100, 1), 'save_checkpoint_freq': total_iter,
                    'use_tb_logger': True},
     }
 
@@ -154,14 +162,61 @@ def gan_options(args: argparse.Namespace, data, test_data, psnr_model: str, vgg1
     return opt
 
 
+# basicsr's log line of a training iteration, e.g.
+# "[demo_..][epoch:  0, iter:     120, lr:(1.000e-03,)] [eta: 0:17:54, time (data): 1.044 (0.004)] l_pix: 3.0760e-02"
+ITER_LINE = re.compile(r'\[epoch:\s*\d+, iter:\s*([\d,]+), lr:\(')
+LOSS_VALUE = re.compile(r'\b(l_\w+): ([-+\d.eE]+)')
+FAILURE_TAIL = 30  # lines of a failed stage's output shown in the terminal
+
+
+def progress_losses(line: str) -> dict:
+    """The losses for the progress bar from one log line: ``l_pix`` as it is; in the GAN stage the generator's
+    terms summed as ``l_g`` and the discriminator's as ``l_d``."""
+    shown: dict = {}
+    for key, value in LOSS_VALUE.findall(line):
+        name = 'l_g' if key.startswith('l_g_') else 'l_d' if key.startswith('l_d_') else key
+        shown[name] = shown.get(name, 0.0) + float(value)
+    return {name: f'{value:.3g}' for name, value in shown.items()}
+
+
 def train(opt: dict, out: str) -> str:
-    """One stage through the train command, as a user runs it; returns its final generator checkpoint."""
+    """One stage through the train command, as a user runs it; returns its final generator checkpoint.
+
+    The command's own output (option dump, every log line) goes to its log file in experiments/<name>/ as usual;
+    the terminal gets a progress bar driven by its iteration log lines, and, if it fails, its last lines.
+    """
+    from tqdm import tqdm
+
     path = os.path.join(out, 'options', f'{opt["name"]}.yml')
     fileio.save_text(yaml.safe_dump(opt, sort_keys=False), path)
-    result = subprocess.run([sys.executable, '-m', 'esrgan_plugin.train', '-opt', os.path.abspath(path)], cwd=out)
-    if result.returncode:
-        raise UserFacingError(f'training stage {opt["name"]} failed (exit code {result.returncode}); its log is in '
-                              f'{os.path.join(out, "experiments", opt["name"])}')
+    env = dict(os.environ, PYTHONUNBUFFERED='1')  # its lines as they come, for a live bar
+    tail: collections.deque = collections.deque(maxlen=FAILURE_TAIL)
+    total = opt['train']['total_iter']
+    with subprocess.Popen([sys.executable, '-m', 'esrgan_plugin.train', '-opt', os.path.abspath(path)], cwd=out,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors='replace',
+                          bufsize=1) as proc, \
+            tqdm(total=total, desc=opt['name'], unit='iter', file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            for line in proc.stdout:
+                line = line.rstrip('\n')
+                tail.append(line)
+                match = ITER_LINE.search(line)
+                if match:
+                    bar.update(int(match.group(1).replace(',', '')) - bar.n)
+                    bar.set_postfix(progress_losses(line), refresh=True)
+                elif line.startswith('warning: '):
+                    bar.write(line, file=sys.stderr)
+        except KeyboardInterrupt:
+            proc.wait()  # the stage got the same signal and stops after the current step, with a checkpoint
+            raise
+        returncode = proc.wait()
+    if returncode:
+        say(f'--- last {len(tail)} lines of the output of stage {opt["name"]} ---', error=True)
+        for line in tail:
+            say(line, error=True)
+        log_dir = os.path.join(out, 'experiments', opt['name'])
+        raise UserFacingError(f'training stage {opt["name"]} failed (exit code {returncode})'
+                              + (f'; its log is in {log_dir}' if os.path.isdir(log_dir) else ''))
     return os.path.join(out, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
 
 
@@ -182,6 +237,20 @@ def matlab_bicubic_up(lr_bgr: np.ndarray) -> np.ndarray:
     return (np.clip(up, 0, 1) * 255.0).round().astype(np.uint8)
 
 
+def direction_ratio(img: np.ndarray) -> float:
+    """Vertical over horizontal mean |second difference| of ``img`` (as float, over all pixels and channels).
+
+    Vertical: ``|I[y+1, x] - 2 I[y, x] + I[y-1, x]|``, horizontal the same along x. Horizontal streaks raise it
+    above 1, vertical ones lower it; a photo's own ratio is near 1 (chelsea's ground truth: 1.10).
+    """
+    f = np.asarray(img, dtype=np.float64)
+    vertical = np.abs(f[2:] - 2 * f[1:-1] + f[:-2]).mean()
+    horizontal = np.abs(f[:, 2:] - 2 * f[:, 1:-1] + f[:, :-2]).mean()
+    if horizontal == 0:
+        return 1.0 if vertical == 0 else float('inf')
+    return float(vertical / horizontal)
+
+
 def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Mean of each channel (B, G, R) of ``sr`` minus that of ``gt``, in levels of 255."""
     return sr.reshape(-1, 3).astype(np.float64).mean(0) - gt.reshape(-1, 3).astype(np.float64).mean(0)
@@ -193,7 +262,8 @@ def scores(sr: np.ndarray, gt: np.ndarray) -> dict:
     return {'psnr': calculate_psnr(sr, gt, crop_border=4, test_y_channel=True),
             'ssim': calculate_ssim(sr, gt, crop_border=4, test_y_channel=True),
             'niqe': float(calculate_niqe(sr, crop_border=4)),
-            'shift': float(np.abs(color_shift(sr, gt)).max())}
+            'shift': float(np.abs(color_shift(sr, gt)).max()),
+            'direction': direction_ratio(sr)}
 
 
 def detailed_window(gt: np.ndarray, size: int = 96, stride: int = 8) -> tuple[int, int]:
@@ -251,6 +321,7 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
 def evaluate(nets: dict, test_data, out: str) -> dict:
     """SR images, scores per method and photo, and the comparison figure."""
     results = {label: {} for label in METHODS}
+    results['ground truth'] = {}
     rows = []
     for gt_name in sorted(os.listdir(test_data.gt_folder)):
         photo = os.path.splitext(gt_name)[0]
@@ -261,27 +332,43 @@ def evaluate(nets: dict, test_data, out: str) -> dict:
         for label, sr in outputs.items():
             results[label][photo] = scores(sr, gt)
             fileio.save_image(sr, os.path.join(out, 'results', METHODS[label], gt_name))
+        results['ground truth'][photo] = {'direction': direction_ratio(gt)}
         rows.append((photo, outputs, gt))
     fileio.save_image(comparison_figure(rows), os.path.join(out, 'comparison.png'))
     return results
 
 
 def report(results: dict, out: str, perceptual: str) -> None:
-    photos = list(next(iter(results.values())))
+    photos = list(results['ground truth'])
     say(f'\n{"method":<28}{"PSNR (dB)":>10}{"SSIM":>8}{"NIQE":>7}   max colour shift per photo (levels)')
-    for label, per_photo in results.items():
+    for label in METHODS:
+        per_photo = results[label]
         mean = {k: np.mean([s[k] for s in per_photo.values()]) for k in ('psnr', 'ssim', 'niqe')}
         shifts = ', '.join(f'{photo} {per_photo[photo]["shift"]:.2f}' for photo in photos)
         say(f'{label:<28}{mean["psnr"]:>10.2f}{mean["ssim"]:>8.4f}{mean["niqe"]:>7.2f}   {shifts}')
     say(f'(PSNR/SSIM on Y with a 4-pixel border and NIQE: means over {", ".join(photos)}; GAN stage perceptual '
         f'loss: {perceptual})')
-    worst = max(s['shift'] for per_photo in results.values() for s in per_photo.values())
+    worst = max(results[label][photo]['shift'] for label in METHODS for photo in photos)
     if worst >= MAX_COLOR_SHIFT:
         say(f'warning: a colour channel of some output is {worst:.1f} levels off the ground truth', error=True)
     niqe = {label: np.mean([s['niqe'] for s in results[label].values()]) for label in ('PSNR model', 'ESRGAN')}
     verdict = 'lower: it looks more natural, as the paper claims' if niqe['ESRGAN'] < niqe['PSNR model'] else \
         'not lower: train the GAN stage longer (--gan-iters)'
     say(f'ESRGAN\'s NIQE {niqe["ESRGAN"]:.2f} against the PSNR model\'s {niqe["PSNR model"]:.2f}: {verdict}')
+    say('\ndirection ratio (vertical / horizontal mean |second difference|; horizontal streaks raise it):')
+    excess = {(label, photo): results[label][photo]['direction'] / results['ground truth'][photo]['direction']
+              for label in GAN_STAGE_METHODS for photo in photos}
+    for photo in photos:
+        ratios = ', '.join(f'{label.split(" (")[0]} {results[label][photo]["direction"]:.2f}'
+                           + (f' ({excess[label, photo]:.2f}x)' if label in GAN_STAGE_METHODS else '')
+                           for label in METHODS)
+        say(f'  {photo}: ground truth {results["ground truth"][photo]["direction"]:.2f}; {ratios}')
+    (label, photo), most = max(excess.items(), key=lambda item: item[1])
+    if most > MAX_DIRECTION_EXCESS:
+        say(f'warning: {label} on {photo} has {most:.2f} times the ground truth\'s direction ratio (bound '
+            f'{MAX_DIRECTION_EXCESS}): look for horizontal streaks in comparison.png', error=True)
+    else:
+        say(f'GAN-stage outputs: at most {most:.2f} times the ground truth\'s ratio (bound {MAX_DIRECTION_EXCESS})')
     say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
     say(f'training logs:   {os.path.join(out, "experiments", "demo_psnr")}/train_demo_psnr_*.log and '
@@ -308,8 +395,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from esrgan_plugin.losses.perceptual_loss import default_vgg19_path
     from esrgan_plugin.data.preparation import prepare
 
-    step(f'Writing photos bundled with scikit-image (training: {", ".join(TRAIN_PHOTOS)}; held out: '
-         f'{", ".join(TEST_PHOTOS)})')
+    step(f'Writing {len(TRAIN_PHOTOS)} training photos and {len(TEST_PHOTOS)} held-out ones '
+         f'({", ".join(TEST_PHOTOS)}) bundled with scikit-image')
     train_dir, test_dir = save_photos(out)
 
     step('Building LMDBs of 96x96 sub-images with MATLAB-bicubic x4 LR (esrgan_plugin.prepare_data)')
@@ -323,10 +410,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     vgg19_file = default_vgg19_path() if os.path.isfile(default_vgg19_path()) else None
     perceptual = (f'the paper\'s, ImageNet VGG19 conv5_4 from {vgg19_file}' if vgg19_file else
-                  f'the training-free stand-in (colour L1 + random-feature Gram texture), because {default_vgg19_path()}'
-                  ' is absent; put torchvision\'s VGG19 file there for the paper\'s loss')
-    step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations; '
-         f'perceptual loss: {perceptual}')
+                  f'the training-free stand-in; put torchvision\'s VGG19 file at {default_vgg19_path()} for the '
+                  'paper\'s')
+    step(f'Stage 2: GAN training (RaGAN + perceptual + L1) from the PSNR model, {args.gan_iters} iterations')
+    say(f'perceptual loss: {perceptual}')
     gan_model = train(gan_options(args, data, test_data, psnr_model, vgg19_file), out)
 
     step('Evaluating on the held-out photos')
