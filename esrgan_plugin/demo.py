@@ -22,6 +22,12 @@ import sys
 import time
 from typing import Optional, Sequence
 
+# OpenCV and numpy, not torch: -h stays quick (torch and basicsr are imported in main, after the arguments).
+import cv2
+import numpy as np
+import yaml
+
+from esrgan_plugin import fileio
 from esrgan_plugin.cli import run_main, say
 from esrgan_plugin.errors import UserFacingError
 
@@ -54,16 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--num-block', type=int, default=3, help='generator RRDB blocks (paper: 23)')
     parser.add_argument('--overwrite', action='store_true', help='start again if --out already holds a demo')
     return parser
-
-
-if __name__ == '__main__':
-    build_parser().parse_args()  # -h and usage errors are answered here, before the imports below
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from esrgan_plugin import fileio  # noqa: E402
 
 
 def step(message: str) -> None:
@@ -221,22 +217,6 @@ def train(opt: dict, out: str) -> str:
 
 
 # ------------------------------------------------------------------ evaluation
-def upscale(net, lr_bgr: np.ndarray) -> np.ndarray:
-    import torch
-    from basicsr.utils import img2tensor, tensor2img
-
-    with torch.no_grad():
-        out = net(img2tensor(lr_bgr.astype(np.float32) / 255.0, bgr2rgb=True).unsqueeze(0))
-    return tensor2img(out, rgb2bgr=True)
-
-
-def matlab_bicubic_up(lr_bgr: np.ndarray) -> np.ndarray:
-    from basicsr.utils.matlab_functions import imresize
-
-    up = imresize(lr_bgr.astype(np.float64) / 255.0, SCALE)
-    return (np.clip(up, 0, 1) * 255.0).round().astype(np.uint8)
-
-
 def direction_ratio(img: np.ndarray) -> float:
     """Vertical over horizontal mean |second difference| of ``img`` (as float, over all pixels and channels).
 
@@ -249,35 +229,6 @@ def direction_ratio(img: np.ndarray) -> float:
     if horizontal == 0:
         return 1.0 if vertical == 0 else float('inf')
     return float(vertical / horizontal)
-
-
-def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Mean of each channel (B, G, R) of ``sr`` minus that of ``gt``, in levels of 255."""
-    return sr.reshape(-1, 3).astype(np.float64).mean(0) - gt.reshape(-1, 3).astype(np.float64).mean(0)
-
-
-def scores(sr: np.ndarray, gt: np.ndarray) -> dict:
-    from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
-
-    return {'psnr': calculate_psnr(sr, gt, crop_border=4, test_y_channel=True),
-            'ssim': calculate_ssim(sr, gt, crop_border=4, test_y_channel=True),
-            'niqe': float(calculate_niqe(sr, crop_border=4)),
-            'shift': float(np.abs(color_shift(sr, gt)).max()),
-            'direction': direction_ratio(sr)}
-
-
-def detailed_window(gt: np.ndarray, size: int = 96, stride: int = 8) -> tuple[int, int]:
-    """Top-left corner of the ``size`` x ``size`` window of the ground truth with the most edge energy."""
-    gray = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    energy = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    integral = cv2.integral(energy)
-    best, corner = -1.0, (0, 0)
-    for y in range(0, gt.shape[0] - size + 1, stride):
-        for x in range(0, gt.shape[1] - size + 1, stride):
-            total = integral[y + size, x + size] - integral[y, x + size] - integral[y + size, x] + integral[y, x]
-            if total > best:
-                best, corner = total, (y, x)
-    return corner
 
 
 def panel(img: np.ndarray, label: str, width: int, window: Optional[tuple[int, int, int]] = None) -> np.ndarray:
@@ -305,10 +256,11 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
 
     Every panel has the same width, so every row has the same width whatever the photo's size.
     """
+    from esrgan_plugin.metrics.results_page import detailed_region
+
     lines = []
     for photo, outputs, gt in rows:
-        size = min(96, *gt.shape[:2])
-        y, x = detailed_window(gt, size)
+        y, x, size = detailed_region(gt, 96, 1, stride=8, measure='magnitude')
         images = {**outputs, 'ground truth': gt}
         lines.append(side_by_side([panel(img, f'{photo}: {label}', width, (y, x, size))
                                    for label, img in images.items()], gap))
@@ -318,22 +270,32 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
     return np.concatenate([piece for line in lines for piece in (line, separator)][:-1], axis=0)
 
 
+# PSNR/SSIM on Y with a 4-pixel border and NIQE, as val.metrics entries: scored by the path validation uses.
+METRICS = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+           'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
+           'niqe': {'type': 'calculate_niqe', 'crop_border': 4}}
+
+
 def evaluate(nets: dict, test_data, out: str) -> dict:
-    """SR images, scores per method and photo, and the comparison figure."""
+    """SR images, scores per method and photo (metrics.evaluation, as validation scores), the comparison figure."""
+    from esrgan_plugin.metrics import evaluation
+    from esrgan_plugin.metrics.results_page import bicubic_upscale
+
+    files = sorted(os.listdir(test_data.gt_folder))
+    pairs = [evaluation.image_pair(os.path.splitext(f)[0], cv2.imread(os.path.join(test_data.lq_folder, f)),
+                                   cv2.imread(os.path.join(test_data.gt_folder, f))) for f in files]
+    upscalers = {'bicubic': evaluation.image_upscaler(lambda lr: bicubic_upscale(lr, SCALE)), **nets}
     results = {label: {} for label in METHODS}
-    results['ground truth'] = {}
-    rows = []
-    for gt_name in sorted(os.listdir(test_data.gt_folder)):
-        photo = os.path.splitext(gt_name)[0]
-        gt = cv2.imread(os.path.join(test_data.gt_folder, gt_name))
-        lr = cv2.imread(os.path.join(test_data.lq_folder, gt_name))
-        outputs = {'bicubic': matlab_bicubic_up(lr)}
-        outputs.update({label: upscale(net, lr) for label, net in nets.items()})
-        for label, sr in outputs.items():
-            results[label][photo] = scores(sr, gt)
-            fileio.save_image(sr, os.path.join(out, 'results', METHODS[label], gt_name))
-        results['ground truth'][photo] = {'direction': direction_ratio(gt)}
-        rows.append((photo, outputs, gt))
+    outputs, gts = {}, {}
+    for label, upscale in upscalers.items():
+        for file, result in zip(files, evaluation.evaluate_pairs(upscale, pairs, METRICS)):
+            results[label][result.name] = {**result.values, 'shift': evaluation.max_color_shift(result.sr, result.gt),
+                                           'direction': direction_ratio(result.sr)}
+            outputs.setdefault(result.name, {})[label] = result.sr
+            gts[result.name] = result.gt
+            fileio.save_image(result.sr, os.path.join(out, 'results', METHODS[label], file))
+    results['ground truth'] = {photo: {'direction': direction_ratio(gt)} for photo, gt in gts.items()}
+    rows = [(photo, outputs[photo], gts[photo]) for photo in outputs]
     fileio.save_image(comparison_figure(rows), os.path.join(out, 'comparison.png'))
     return results
 

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import PYTHON, subprocess_env
 from esrgan_plugin.demo import (INTERPOLATION_ALPHA, ITER_LINE, MAX_COLOR_SHIFT, METHODS, TEST_PHOTOS,
-                                comparison_figure, detailed_window, direction_ratio, progress_losses, train)
+                                comparison_figure, direction_ratio, progress_losses, train)
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.metrics.results_page import detailed_region
 
 # A smaller generator and fewer, smaller batches than the real demo (about 100 CPU-seconds in all).
 SHORT = ['--psnr-iters', '600', '--gan-iters', '30', '--batch', '4', '--num-feat', '16', '--num-block', '1']
@@ -72,7 +73,7 @@ def test_comparison_rows_have_equal_width_and_zoom_into_detail():
     flat = np.full((120, 160, 3), 128, np.uint8)
     detail = flat.copy()
     detail[40:100, 90:150] = np.random.default_rng(0).integers(0, 256, (60, 60, 3))  # the only texture
-    y, x = detailed_window(detail, size=48)
+    y, x = detailed_region(detail, 48, 1, stride=8, measure='magnitude')[:2]
     inside = max(0, min(y + 48, 100) - max(y, 40)) * max(0, min(x + 48, 150) - max(x, 90))
     assert inside >= 0.75 * 48 * 48, (y, x)
     wide = np.full((80, 200, 3), 50, np.uint8)
