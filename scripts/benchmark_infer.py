@@ -8,7 +8,7 @@ present (../shared/data/weights/RealESRGAN_x4plus.pth), a paper-initialised gene
 
     python scripts/benchmark_infer.py                        # CPU, 64x64 crop, 2 threads
     python scripts/benchmark_infer.py --device cuda --size 256 --compile
-    python scripts/benchmark_infer.py --command --size 256   # the issue's whole-command target, start-up subtracted
+    python scripts/benchmark_infer.py --command --size 256   # whole commands, start-up subtracted
 
 ``--command`` times whole commands instead: ``python -m esrgan_plugin.infer --precision bf16 --tile 0``
 against a script that runs basicsr's RRDBNet in fp32 eager, each on the image and on an 8x8 image (start-up:
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--skip', nargs='+', default=[], metavar='WORD',
                         help='leave out the rows whose name contains WORD, e.g. --skip NCHW (emulated bf16 in NCHW '
                         'takes minutes per forward on CPUs without native bf16)')
-    parser.add_argument('--command', action='store_true', help='time whole commands (the issue target) instead')
+    parser.add_argument('--command', action='store_true', help='time whole commands as a user runs them instead')
     return parser
 
 
@@ -187,7 +187,7 @@ def bench_in_process(args: argparse.Namespace) -> None:
 
 
 def bench_commands(args: argparse.Namespace) -> None:
-    """The issue's target: whole commands, each less its own time on an 8x8 image (start-up)."""
+    """Whole commands as a user runs them, each less its own time on an 8x8 image (start-up)."""
     if not os.path.isfile(TRAINED):
         sys.exit(f'--command needs the trained weights at {TRAINED}')
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=REPO + os.pathsep + os.environ.get(

@@ -1,4 +1,4 @@
-"""Does a GAN run in reduced precision end where the fp32 run ends? (issue 8's accuracy target)
+"""Does a GAN run in reduced precision end where the fp32 run ends? (the accuracy check of mixed-precision training)
 
 Trains ESRGANRaGANModel twice from the same seed on the same tiny data, in fp32 and in ``--amp`` (bf16 with
 channels_last by default), with a tiny generator, and compares the mean pixel loss (``l_g_pix``) of the last

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU checks of issue 8 on one CUDA machine, at most 5.5 minutes (GPU_CHECK_BUDGET=330 s): the CUDA tests, then the training
+# GPU checks on one CUDA machine, at most 5.5 minutes (GPU_CHECK_BUDGET=330 s): the CUDA tests, then the training
 # benchmarks at the paper's settings (23 RRDBs, batch 16, 128x128 GT) and the fp16/bf16 accuracy check.
 #
 #   bash scripts/gpu_check.sh [LOG]      # LOG defaults to $OUT/gpu_check.log when $OUT is set, else ./gpu_check.log
