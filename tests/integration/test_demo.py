@@ -1,5 +1,5 @@
-"""The demo, shortened: the GAN stage keeps the colours and lowers NIQE, the terminal output fits on one screen,
-and the run says where everything is."""
+"""The demo, shortened: the GAN stage keeps the colours, lowers NIQE and draws no streaks, the terminal output fits
+on one screen, and the run says where everything is."""
 import glob
 import os
 import subprocess
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import PYTHON, subprocess_env
-from esrgan_plugin.demo import (INTERPOLATION_ALPHA, ITER_LINE, MAX_COLOR_SHIFT, METHODS, TEST_PHOTOS,
+from esrgan_plugin.demo import (INTERPOLATION_ALPHA, ITER_LINE, MAX_COLOR_SHIFT, MAX_DIRECTION_EXCESS, METHODS,
+                                TEST_PHOTOS,
                                 comparison_figure, direction_ratio, progress_losses, train)
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.metrics.results_page import detailed_region
@@ -23,6 +24,15 @@ def terminal_lines(output: bytes) -> list[str]:
     """What stays on the terminal of stdout+stderr apart from progress bars: tqdm redraws its bar after a '\\r'
     (bytes, because text mode would turn each '\\r' into a line break)."""
     return [line for line in output.decode('utf-8', 'replace').split('\n') if '\r' not in line]
+
+
+def second_difference_ratio(path) -> float:
+    """Mean |second difference| down the columns over that along the rows, written out (horizontal streaks raise
+    it)."""
+    img = cv2.imread(str(path)).astype(np.float64)
+    down = np.abs(np.diff(img, n=2, axis=0)).mean()
+    along = np.abs(np.diff(img, n=2, axis=1)).mean()
+    return down / along
 
 
 def channel_means(path) -> np.ndarray:
@@ -57,6 +67,13 @@ def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_p
         for folder in niqe:
             niqe[folder].append(calculate_niqe(cv2.imread(str(out / 'results' / folder / f'{photo}.png')), 4))
     assert np.mean(niqe['esrgan']) < np.mean(niqe['psnr_model']), niqe  # the paper's claim
+    # no direction-dependent artifacts: each GAN-stage output's ratio within the bound of the ground truth's
+    for photo in TEST_PHOTOS:
+        gt_ratio = second_difference_ratio(out / 'data' / 'test' / 'gt' / f'{photo}.png')
+        for folder in ('esrgan', f'interpolated_alpha{INTERPOLATION_ALPHA}'):
+            ratio = second_difference_ratio(out / 'results' / folder / f'{photo}.png')
+            assert ratio <= MAX_DIRECTION_EXCESS * gt_ratio, (photo, folder, ratio, gt_ratio)
+    assert 'direction ratio' in stdout and 'times the ground truth' in stdout
     printed = dict(line.split(':', 1) for line in stdout.splitlines()[-5:] if ':' in line)
     assert printed['SR images'].strip() == f'{out / "results"}/{{{",".join(METHODS.values())}}}/'
     assert printed['side by side'].strip() == str(out / 'comparison.png')
