@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import textwrap
 import time
 
 import pytest
@@ -191,7 +192,7 @@ def test_node_local_folders_stop_every_rank_with_one_line_and_write_nothing(stop
     copy_node(base / 'node0', nodes[0])  # node 0 sees the stopped run; node 1's own disk has no experiments/
     nodes[1].mkdir()
     before = [files(node) for node in nodes]
-    timeout = 60
+    timeout = 120
     opt = options(base / 'data', total_iter=20, timeout=timeout)
     runs = two_agents(nodes, write(base, opt, 'local.yml'), '--auto_resume', tag='local')
     codes = finish(runs)
@@ -206,7 +207,8 @@ def test_node_local_folders_stop_every_rank_with_one_line_and_write_nothing(stop
         assert code != 0
         lines = [line for line in run.output().splitlines() if line.startswith('error: ')]
         assert len(lines) == 1 and lines[0].startswith(expected), run.output()[-3000:]
-        assert run.seconds < timeout  # the ranks agreed to stop; nobody waited for the timeout
+        # the ranks agreed to stop; none waited for the timeout (that would end in another line, too)
+        assert run.seconds < timeout
         assert 'Traceback' not in run.workers_output()
     assert [files(node) for node in nodes] == before
 
@@ -273,3 +275,48 @@ def test_slurm_launcher_on_loopback_stops_both_tasks_on_sigterm_to_one_and_resum
     assert f'iter: {stopped_at}.' in log and 'iter 20: generator weights identical on all 2 ranks' in log
     assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')
     assert calls.read_text().splitlines() == ['show hostname node[01-02]'] * 4  # every task of both runs asked
+
+
+def test_a_rank_that_never_joins_a_collective_ends_the_others_wait_after_dist_params_timeout(tmp_path):
+    """Two processes started as torchrun starts them; rank 1 never joins the stop agreement (a hang, or a rank
+    that runs apart). Rank 0 gives up after dist_params.timeout with one line instead of waiting for ever."""
+    script = tmp_path / 'wait.py'
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        import torch
+        from esrgan_plugin.cli import run_main
+        from esrgan_plugin.training import distributed
+        from esrgan_plugin.training.launch import Launch, launch_options
+        from esrgan_plugin.training.stop_signals import StopSignals
+
+        def main(argv):
+            opt = {'name': 'wait', 'num_gpu': 0, 'manual_seed': 1, 'datasets': {}, 'path': {}, 'logger': {},
+                   'dist_params': {'timeout': 3}}
+            opt = launch_options(opt, Launch('pytorch'), '.', is_train=False)
+            if opt['rank'] == 1:
+                time.sleep(120)
+            start = time.monotonic()
+            try:
+                with distributed.collective(opt, 'agreeing whether to stop after this step'):
+                    StopSignals().agreed_stop(True, torch.device('cpu'))
+            finally:
+                print(f'waited {time.monotonic() - start:.1f} s', file=sys.stderr)
+            return 0
+
+        run_main(main)
+    """))
+    port = str(free_port())
+    runs = [Run([PYTHON, str(script)], tmp_path,
+                environment(RANK=str(rank), LOCAL_RANK='0', WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+                            MASTER_PORT=port), tmp_path / f'wait{rank}.out') for rank in range(2)]
+    try:
+        assert finish(runs[:1]) == [1], runs[0].output()[-3000:]
+    finally:
+        os.killpg(runs[1].proc.pid, signal.SIGKILL)
+        runs[1].proc.wait()
+    output = runs[0].output()
+    waited = float(re.search(r'waited (\d+\.\d) s', output).group(1))
+    assert 3 <= waited < 30, output
+    assert (f'error: rank 0 on {socket.gethostname()}: agreeing whether to stop after this step failed: another '
+            'rank stopped, or did not answer within dist_params.timeout (3 s) (') in output
+    assert 'Traceback' not in output
