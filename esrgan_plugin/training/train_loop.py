@@ -41,7 +41,8 @@ from esrgan_plugin.training import distributed, resume
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.training.run_lock import ExperimentLock
 from esrgan_plugin.training.stop_signals import StopSignals
-from esrgan_plugin.training.train_data import WorkerSignals, build_evaluation_loader, build_train_loader, stop_signals_held
+from esrgan_plugin.training.train_data import (WorkerSignals, build_evaluation_loader, build_train_loader,
+                                               stop_signals_held)
 
 
 class EtaMessageLogger(MessageLogger):

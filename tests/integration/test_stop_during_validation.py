@@ -57,14 +57,14 @@ def test_sigterm_to_the_process_group_during_validation_with_workers_saves_and_e
     exp = tmp_path / 'experiments' / 'valstop'
     image_line = re.compile(r'tinyval \d{4}: psnr')
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
             if exp.is_dir() and image_line.search(read_log(exp)):
                 break
             time.sleep(0.02)
         validated_before_signal = len(image_line.findall(read_log(exp)))
         os.killpg(proc.pid, signal.SIGTERM)  # the training process and the validation workers
-        proc.wait(timeout=120)
+        proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
