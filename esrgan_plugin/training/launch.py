@@ -16,7 +16,7 @@ from basicsr.utils import set_random_seed
 from basicsr.utils import options as basicsr_options
 from basicsr.utils.dist_util import get_dist_info
 
-from esrgan_plugin.training.distributed import process_group_timeout
+from esrgan_plugin.training.distributed import collective, process_group_timeout
 
 
 class Launch(NamedTuple):
@@ -41,7 +41,10 @@ def launch_options(opt: dict, launch: Launch, root: str, is_train: bool) -> dict
         # every rank (training.distributed).
         params = dict(opt.get('dist_params') or {}) if launch.launcher == 'slurm' else {}
         params.pop('timeout', None)
-        basicsr_options.init_dist(launch.launcher, timeout=process_group_timeout(opt), **params)
+        # The rank is known from the launcher's variables only until the group has started.
+        starting = {**opt, 'rank': os.environ.get('RANK', os.environ.get('SLURM_PROCID', '?'))}
+        with collective(starting, 'starting the process group'):  # a rank that never comes: one line, in time
+            basicsr_options.init_dist(launch.launcher, timeout=process_group_timeout(opt), **params)
     opt['rank'], opt['world_size'] = get_dist_info()
     if opt.get('manual_seed') is None:
         opt['manual_seed'] = random.randint(1, 10000)

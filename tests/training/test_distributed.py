@@ -112,3 +112,14 @@ def test_the_process_group_starts_with_the_timeout(monkeypatch, launcher, dist_p
     launched = launch.launch_options(opt, launch.Launch(launcher), '/tmp', is_train=False)
     assert calls == [(launcher, expected)]
     assert launched['dist'] and opt == before  # the caller's options are left as they were
+
+
+def test_a_rank_that_never_joins_the_start_is_one_line(monkeypatch):
+    def init_dist(name, **kwargs):
+        raise torch.distributed.DistStoreError('Timed out after 31 seconds waiting for clients. 1/2 clients joined.')
+    monkeypatch.setattr(launch.basicsr_options, 'init_dist', init_dist)
+    monkeypatch.setenv('RANK', '0')
+    opt = {'name': 'e', 'num_gpu': 0, 'datasets': {}, 'path': {}, 'logger': {}, 'dist_params': {'timeout': 30}}
+    with pytest.raises(distributed.RanksApart, match=rf'^rank 0 on {socket.gethostname()}: starting the process group '
+                       r'failed: .* \(30 s\) \(Timed out after 31 seconds waiting for clients. 1/2 clients joined.\)'):
+        launch.launch_options(opt, launch.Launch('pytorch'), '/tmp', is_train=False)
