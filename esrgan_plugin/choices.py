@@ -15,6 +15,11 @@ OPTIMIZERS = ('Adam', 'AdamW')
 # Schedulers of train.scheduler: basicsr's (MultiStepLR is basicsr's name for MultiStepRestartLR without restarts).
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 
+# dist_params.timeout: seconds a rank of a distributed run waits for the others in one collective
+# (docs/training.md#several-machines). The other ranks wait while rank 0 validates or writes a checkpoint, so it
+# must exceed those; a rank that hangs or went away still ends the whole job within minutes, not days.
+DIST_TIMEOUT_S = 600
+
 # `python -m esrgan_plugin.infer`
 DEVICES = ('auto', 'cpu', 'cuda')
 OUTPUT_FORMATS = ('auto', 'png', 'jpg', 'webp', 'tiff')

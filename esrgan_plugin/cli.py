@@ -20,7 +20,8 @@ def add_basicsr_arguments(parser: argparse.ArgumentParser, is_train: bool) -> No
                         help=f'option file (YAML), e.g. options/{example}.yml, or the bare name of one that ships with '
                         f'the package, e.g. {example} (python -m esrgan_plugin.options --list)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='distributed launcher: "pytorch" under torchrun (NCCL on CUDA, gloo on CPU)')
+                        help='distributed launcher: "pytorch" under torchrun, "slurm" under srun (NCCL on CUDA, gloo '
+                        'on CPU; docs/training.md#several-machines)')
     if is_train:
         parser.add_argument('--auto_resume', action='store_true',
                             help='continue from the newest intact experiments/<name>/training_states/*.state')

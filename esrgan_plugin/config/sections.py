@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from esrgan_plugin.choices import COMPILE_MODES, PRECISIONS
+from esrgan_plugin.choices import COMPILE_MODES, DIST_TIMEOUT_S, PRECISIONS
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -109,7 +109,7 @@ class DataloaderOptions(Section):
 
     set_by_launcher: ClassVar[tuple] = ('phase', 'scale')
     name: str
-    num_worker_per_gpu: Optional[NonNegativeInt] = Field(None, description='DataLoader workers (train phase)')
+    num_worker_per_gpu: Optional[NonNegativeInt] = Field(None, description='DataLoader workers per process')
     batch_size_per_gpu: Optional[PositiveInt] = Field(None, description='batch size per process (train phase)')
     dataset_enlarge_ratio: PositiveInt = 1
     prefetch_mode: Optional[Literal['cpu', 'cuda']] = None
@@ -181,6 +181,8 @@ class LoggerOptions(Section):
 class DistParams(Section):
     backend: Optional[str] = None
     port: Optional[Annotated[int, Field(ge=1, le=65535)]] = None
+    timeout: PositiveInt = Field(DIST_TIMEOUT_S, description='seconds a rank waits for the others (start-up and every '
+                                 'collective) before every rank stops with an error')
 
 
 class TrainBase(Section):

@@ -41,7 +41,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from esrgan_plugin.archs import checkpoint
 from esrgan_plugin import fileio
 from esrgan_plugin.metrics import evaluation, scoring as metrics, results_page
-from esrgan_plugin.training import precision
+from esrgan_plugin.training import distributed, precision
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
 from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
@@ -185,7 +185,8 @@ class ESRGANPSNRModel(SRModel):
         params = [p.detach().double() for p in self.get_bare_model(self.net_g).parameters()]
         local = torch.stack([sum(p.sum() for p in params), sum(p.abs().sum() for p in params)])
         gathered = [torch.empty_like(local) for _ in range(self.opt['world_size'])]
-        torch.distributed.all_gather(gathered, local)
+        with distributed.collective(self.opt, 'comparing the generator of every rank before saving'):
+            torch.distributed.all_gather(gathered, local)
         if any(not torch.equal(g, gathered[0]) for g in gathered):
             raise RuntimeError(f'iter {current_iter}: generator weights differ between ranks: '
                                f'{[g.tolist() for g in gathered]}')

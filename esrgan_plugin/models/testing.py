@@ -9,10 +9,12 @@ import logging
 import os
 
 import torch
-from basicsr.data import build_dataloader, build_dataset
+from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
 from basicsr.utils.options import dict2str
+
+from esrgan_plugin.training.train_data import WorkerSignals, build_evaluation_loader
 
 
 def run_test_sets(opt: dict) -> None:
@@ -24,12 +26,15 @@ def run_test_sets(opt: dict) -> None:
     logger.info(get_env_info())
     logger.info(dict2str(opt))
     loaders = []
+    worker_signals = WorkerSignals()  # workers leave Ctrl-C to this process: one "interrupted" line, no tracebacks
     for _, dataset_opt in sorted(opt['datasets'].items()):
         test_set = build_dataset(dataset_opt)
-        loaders.append(build_dataloader(test_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=None,
-                                        seed=opt['manual_seed']))
+        loaders.append(build_evaluation_loader(test_set, dataset_opt, worker_signals))
         logger.info(f'Number of test images in {dataset_opt["name"]}: {len(test_set)}')
     model = build_model(opt)
-    for loader in loaders:
-        logger.info(f'Testing {loader.dataset.opt["name"]}...')
-        model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=opt['val']['save_img'])
+    try:
+        for loader in loaders:
+            logger.info(f'Testing {loader.dataset.opt["name"]}...')
+            model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=opt['val']['save_img'])
+    finally:
+        worker_signals.release()

@@ -16,6 +16,8 @@ from basicsr.utils import set_random_seed
 from basicsr.utils import options as basicsr_options
 from basicsr.utils.dist_util import get_dist_info
 
+from esrgan_plugin.training.distributed import collective, process_group_timeout
+
 
 class Launch(NamedTuple):
     """The command-line arguments basicsr's launcher reads besides the option file."""
@@ -34,11 +36,15 @@ def launch_options(opt: dict, launch: Launch, root: str, is_train: bool) -> dict
         opt['dist'] = False
     else:
         opt['dist'] = True
-        # basicsr's launcher calls the init_dist of its options module, which compat replaces (gloo on CPU).
-        if launch.launcher == 'slurm' and 'dist_params' in opt:
-            basicsr_options.init_dist(launch.launcher, **opt['dist_params'])
-        else:
-            basicsr_options.init_dist(launch.launcher)
+        # basicsr's launcher calls the init_dist of its options module, which compat replaces (gloo on CPU);
+        # like basicsr's, it reads dist_params (backend, port) under slurm only. The timeout bounds every wait of
+        # every rank (training.distributed).
+        params = dict(opt.get('dist_params') or {}) if launch.launcher == 'slurm' else {}
+        params.pop('timeout', None)
+        # The rank is known from the launcher's variables only until the group has started.
+        starting = {**opt, 'rank': os.environ.get('RANK', os.environ.get('SLURM_PROCID', '?'))}
+        with collective(starting, 'starting the process group'):  # a rank that never comes: one line, in time
+            basicsr_options.init_dist(launch.launcher, timeout=process_group_timeout(opt), **params)
     opt['rank'], opt['world_size'] = get_dist_info()
     if opt.get('manual_seed') is None:
         opt['manual_seed'] = random.randint(1, 10000)

@@ -1,4 +1,5 @@
-"""The training DataLoader: resumable in the middle of an epoch, and the same whatever the number of workers.
+"""The DataLoaders of a training run: resumable in the middle of an epoch, the same whatever the number of
+workers, and with workers that leave Ctrl-C and SIGTERM to the training process.
 
 basicsr seeds each DataLoader worker once, from (seed, rank, worker id), so the crop and flips a sample gets
 depend on which worker drew it and on how many samples that worker drew before. A run resumed in the middle of
@@ -6,6 +7,9 @@ an epoch (or run with another ``num_worker_per_gpu``) then sees different augmen
 drawn with Python's, NumPy's and torch's generators seeded from (manual_seed, epoch, rank, position in the
 epoch) alone, and the sampler can start an epoch at any position. The shuffled order itself is basicsr's
 (``EnlargedSampler``: a permutation seeded by the epoch, split between ranks).
+
+Validation and test loaders (``build_evaluation_loader``) are basicsr's (one image at a time, in order), with
+``num_worker_per_gpu`` workers that get the same signal handling as the training loader's.
 """
 from __future__ import annotations
 
@@ -154,3 +158,34 @@ def build_train_loader(dataset: Dataset, dataset_opt: dict, opt: dict,
     if dataset_opt.get('prefetch_mode') == 'cpu':
         return PrefetchDataLoader(num_prefetch_queue=dataset_opt.get('num_prefetch_queue', 1), **args), sampler
     return DataLoader(**args), sampler
+
+
+class _WorkersStartHeld:
+    """A DataLoader whose iterators start their workers with the stop signals held (``stop_signals_held``):
+    validation makes a new iterator, and so new workers, every time it runs."""
+
+    def __iter__(self):
+        with stop_signals_held():
+            return super().__iter__()
+
+
+class EvaluationLoader(_WorkersStartHeld, DataLoader):
+    pass
+
+
+class PrefetchEvaluationLoader(_WorkersStartHeld, PrefetchDataLoader):
+    pass
+
+
+def build_evaluation_loader(dataset: Dataset, dataset_opt: dict, worker_signals: WorkerSignals) -> DataLoader:
+    """A validation or test DataLoader: basicsr's (batches of one image, in order, ``pin_memory``,
+    ``prefetch_mode: cpu``), with ``num_worker_per_gpu`` workers (basicsr uses none there) that leave Ctrl-C and
+    SIGTERM to the training process, so a signal to the whole process group during validation still ends in a
+    saved checkpoint."""
+    args = dict(dataset=dataset, batch_size=1, shuffle=False, num_workers=dataset_opt.get('num_worker_per_gpu') or 0,
+                pin_memory=dataset_opt.get('pin_memory', False), worker_init_fn=worker_signals)
+    if args['num_workers'] > 0:
+        args['persistent_workers'] = dataset_opt.get('persistent_workers', False)
+    if dataset_opt.get('prefetch_mode') == 'cpu':
+        return PrefetchEvaluationLoader(num_prefetch_queue=dataset_opt.get('num_prefetch_queue', 1), **args)
+    return EvaluationLoader(**args)

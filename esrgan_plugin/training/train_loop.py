@@ -28,7 +28,7 @@ import traceback
 from typing import Iterator, Optional
 
 import torch
-from basicsr.data import build_dataloader, build_dataset
+from basicsr.data import build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
@@ -37,11 +37,12 @@ from basicsr.utils import (AvgTimer, MessageLogger, check_resume, get_env_info, 
 from basicsr.utils.options import dict2str
 
 from esrgan_plugin import fileio
-from esrgan_plugin.training import resume
+from esrgan_plugin.training import distributed, resume
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.training.run_lock import ExperimentLock
 from esrgan_plugin.training.stop_signals import StopSignals
-from esrgan_plugin.training.train_data import WorkerSignals, build_train_loader, stop_signals_held
+from esrgan_plugin.training.train_data import (WorkerSignals, build_evaluation_loader, build_train_loader,
+                                               stop_signals_held)
 
 
 class EtaMessageLogger(MessageLogger):
@@ -85,7 +86,8 @@ def _take_lock(lock: ExperimentLock, opt: dict) -> Optional[str]:
             error = str(err)
     if opt['dist']:
         shared = [error]
-        torch.distributed.broadcast_object_list(shared, src=0)
+        with distributed.collective(opt, 'taking the experiment\'s lock'):
+            torch.distributed.broadcast_object_list(shared, src=0)
         error = shared[0]
     if error:
         raise UserFacingError(error)
@@ -107,13 +109,15 @@ def train_pipeline(opt: dict, option_file: str, command: str) -> int:
 
 
 def _prepare_experiment(opt: dict, notes: list) -> Optional[resume.ResumePoint]:
-    """Find what to resume from; otherwise make (archiving an old one) the experiment and TensorBoard folders."""
+    """Find what to resume from; otherwise make (archiving an old one) the experiment and TensorBoard folders.
+
+    Every rank resumes from rank 0's choice or all stop, before anything is written or removed."""
+    point = resume.agreed_resume_point(opt)
     root = opt['path']['experiments_root']
     if opt['rank'] == 0 and os.path.isdir(root):
         removed = fileio.remove_leftover_temp_files(root)
         if removed:
             notes.append(f'removed {len(removed)} temporary files of interrupted saves: {", ".join(removed)}')
-    point = resume.find_resume_point(opt)
     if point is None:
         make_exp_dirs(opt)
         if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
@@ -144,8 +148,7 @@ def _build_data(opt: dict, worker_signals: WorkerSignals, logger: logging.Logger
     for phase, dataset_opt in opt['datasets'].items():
         if phase.split('_')[0] == 'val':
             val_set = build_dataset(dataset_opt)
-            val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                                sampler=None, seed=opt['manual_seed']))
+            val_loaders.append(build_evaluation_loader(val_set, dataset_opt, worker_signals))
             logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
         elif phase != 'train':
             raise UserFacingError(f'datasets.{phase}: phases are "train" and "val" (or val_1, val_2, ...)')
@@ -226,7 +229,7 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, w
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     start_time = time.time()
     validated_at, first_step = None, True
-    stop = signals.agreed_stop(opt['dist'], model.device)  # a signal during the set-up: nothing to save yet
+    stop = _agreed_stop(signals, opt, model)  # a signal during the set-up: nothing to save yet
 
     while current_iter < total_iters and stop is None:
         sampler.set_epoch(epoch, start=batches_done * loader.batch_size)
@@ -245,7 +248,7 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, w
                 msg_logger({'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
                             'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time(),
                             **model.get_current_log()})
-            stop = signals.agreed_stop(opt['dist'], model.device)
+            stop = _agreed_stop(signals, opt, model)
             if current_iter % save_freq == 0 or stop:
                 logger.info('Saving models and training states.')
                 model.save(epoch, current_iter, _loop_state(opt, batches_done))
@@ -275,6 +278,11 @@ def _run(opt: dict, point: Optional[resume.ResumePoint], signals: StopSignals, w
         for val_loader in val_loaders:
             model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
     return 0
+
+
+def _agreed_stop(signals: StopSignals, opt: dict, model) -> Optional[int]:
+    with distributed.collective(opt, 'agreeing whether to stop after this step'):
+        return signals.agreed_stop(opt['dist'], model.device)
 
 
 def _loop_state(opt: dict, batches_done: int) -> dict:

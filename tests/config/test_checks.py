@@ -103,6 +103,7 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('train.optim_g', 'Adam', "o.yml: train.optim_g: expected a mapping with a type key, got 'Adam' (text)"),
     ('logger', [], 'o.yml: logger: expected a mapping of options, got []'),
     ('val.val_freq', 2.5, 'o.yml: val.val_freq: expected a whole number, got 2.5'),
+    ('dist_params.timeout', 0, 'o.yml: dist_params.timeout: must be >= 1, got 0'),
     # what one option says about another
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
     ('network_d.input_size', 64, 'o.yml: network_d.input_size: 64 does not match datasets.train.gt_size 32'),
