@@ -7,8 +7,11 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * checkpoints and training states are written atomically (``fileio``), never
   silently skipped;
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
-* a non-finite loss skips the update and is logged; too many in a row stop
-  training with a clear error;
+* ``train.accumulate``: the batch in micro-batches whose gradients are summed
+  before one update (docs/training.md#gradient-accumulation);
+* a non-finite loss term skips its network's update with a warning naming the
+  term; too many such steps in a row stop training with an error naming the
+  checkpoint to start again from (docs/training.md#non-finite-losses);
 * validation logs every metric per image and the mean with the direction that
   is better (NIQE and LPIPS: lower), tracks the best value that way round, and
   writes SR images atomically; testing adds a progress bar, results/<name>/index.html

@@ -14,6 +14,10 @@ are what broke basicsr's RaGAN under DDP (BasicSR issue 322). Instead its
 parameters are broadcast from rank 0 once and its gradients are averaged with
 one all-reduce per step, which is what DDP would do, without the hooks.
 
+With ``train.accumulate`` both networks' gradients are summed over the
+micro-batches and each steps once; the relativistic means and D's BatchNorm
+statistics are then the micro-batch's (docs/training.md#gradient-accumulation).
+
 Precision (``train.amp`` etc.) applies to D as to G: its forwards run under
 autocast, in the chosen memory format, compiled if asked; its logits are cast
 to float32 before the loss, and in fp16 it has its own gradient scaler, so an
