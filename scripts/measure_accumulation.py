@@ -1,6 +1,7 @@
-"""How far does train.accumulate move the weights from one batch's? Prints, per model and network, the relative
-difference of the weight update after K steps: ||w_N - w_1|| / ||w_1 - w_0||, where w_1 is the run without
-accumulation, w_N the run with N micro-batches, w_0 the start.
+"""How far does train.accumulate move training from one batch's? Prints, per model and network, the relative
+difference of the summed gradient of the first step, ||g_N - g_1|| / ||g_1||, and of the weight update after K
+steps, ||w_N - w_1|| / ||w_1 - w_0||, where _1 is the run without accumulation, _N the run with N micro-batches,
+w_0 the start.
 
 The PSNR stage (L1) sums to the batch's gradient, so its difference is float rounding. The GAN stage's
 relativistic loss compares each logit with the mean of the other class's logits within its micro-batch, and the
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--steps', type=int, default=20, help='optimizer steps (K)')
     parser.add_argument('--batch', type=int, default=8, help='batch of a step (batch_size_per_gpu)')
     parser.add_argument('--accumulate', type=int, nargs='+', default=[2, 4], help='micro-batches per step (N)')
-    parser.add_argument('--patch', type=int, default=32, help="HR patch size (gt_size, D's input_size): 32, 64, 96, 128")
+    parser.add_argument('--patch', type=int, default=32,
+                        help="HR patch size (gt_size, D's input_size): 32, 64, 96, 128")
     parser.add_argument('--images', default=os.path.join(REPO_ROOT, '..', 'shared', 'data', 'train', 'Kodak24'),
                         help='folder of photos to crop the HR patches from (random smooth images if absent)')
     return parser
@@ -93,14 +95,23 @@ def weights(model) -> dict:
     return {name: torch.cat([p.detach().flatten() for p in net.parameters()]) for name, net in nets.items()}
 
 
-def run(model_type: str, accumulate: int, batches: list, folder: str, patch: int) -> tuple[dict, dict]:
+def run(model_type: str, accumulate: int, batches: list, folder: str, patch: int) -> tuple[dict, dict, dict]:
+    """The weights at the start and after the last step, and the summed gradients the first step applied."""
     torch.manual_seed(0)
     model = build_model(options(model_type, accumulate, folder, patch))
-    start = weights(model)
+    start, first_gradients = weights(model), {}
+    nets = {'G': (model.net_g, model.optimizer_g), **({'D': (model.net_d, model.optimizer_d)}
+                                                      if hasattr(model, 'net_d') else {})}
+    for name, (net, optimizer) in nets.items():
+        def step(*args, name=name, net=net, original=optimizer.step, **kwargs):
+            if name not in first_gradients:
+                first_gradients[name] = torch.cat([p.grad.flatten() for p in net.parameters()])
+            return original(*args, **kwargs)
+        optimizer.step = step
     for it, (lq, gt) in enumerate(batches, start=1):
         model.feed_data({'lq': lq, 'gt': gt})
         model.optimize_parameters(it)
-    return start, weights(model)
+    return start, weights(model), first_gradients
 
 
 def main(args: argparse.Namespace) -> None:
@@ -108,10 +119,12 @@ def main(args: argparse.Namespace) -> None:
     logging.getLogger('basicsr').setLevel(logging.ERROR)
     folder = tempfile.mkdtemp()
     source = args.images if glob.glob(os.path.join(args.images, '*.*')) else 'random smooth images'
-    print(f'{args.steps} steps of Adam (lr 1e-4), batch {args.batch}, HR {args.patch}x{args.patch} patches from {source}; '
+    print(f'{args.steps} steps of Adam (lr 1e-4), batch {args.batch}, HR {args.patch}x{args.patch} patches from '
+          f'{source}; '
           f'torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}')
-    print('| model | micro-batches | N | G: ||w_N - w_1|| / ||w_1 - w_0|| | D: same |')
-    print('|---|---|---|---|---|')
+    print('| model | micro-batches | N | first step, G: ‖g_N − g_1‖ / ‖g_1‖ | D: same | '
+          f'after {args.steps} steps, G: ‖w_N − w_1‖ / ‖w_1 − w_0‖ | D: same |')
+    print('|---|---|---|---|---|---|---|')
     for model_type in ('ESRGANPSNRModel', 'ESRGANRaGANModel'):
         for kind in ('distinct', 'identical'):
             batches = []
@@ -119,12 +132,14 @@ def main(args: argparse.Namespace) -> None:
                 copies = max(args.accumulate) if kind == 'identical' else 1
                 lq, gt = patches(args.images, args.batch // copies, step, args.patch)
                 batches.append((lq.repeat(copies, 1, 1, 1), gt.repeat(copies, 1, 1, 1)))
-            start, reference = run(model_type, 1, batches, folder, args.patch)
+            start, reference, reference_gradients = run(model_type, 1, batches, folder, args.patch)
             for n in args.accumulate:
-                _, split = run(model_type, n, batches, folder, args.patch)
-                cells = [f'{((split[k] - reference[k]).norm() / (reference[k] - start[k]).norm()).item():.2e}'
+                _, split, gradients = run(model_type, n, batches, folder, args.patch)
+                cells = [f'{((gradients[k] - reference_gradients[k]).norm() / reference_gradients[k].norm()):.2e}'
                          if k in reference else '—' for k in ('G', 'D')]
-                print(f'| {model_type} | {kind} | {n} | {cells[0]} | {cells[1]} |', flush=True)
+                cells += [f'{((split[k] - reference[k]).norm() / (reference[k] - start[k]).norm()).item():.2e}'
+                          if k in reference else '—' for k in ('G', 'D')]
+                print(f'| {model_type} | {kind} | {n} | {" | ".join(cells)} |', flush=True)
 
 
 if __name__ == '__main__':

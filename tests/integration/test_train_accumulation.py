@@ -127,7 +127,7 @@ def test_a_batch_not_divisible_by_accumulate_is_refused_before_anything_is_writt
     env = subprocess_env()
     env['CUDA_VISIBLE_DEVICES'] = ''
     run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', 'odd.yml'], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr
     assert ('error: odd.yml: train.accumulate: 4 does not divide datasets.train.batch_size_per_gpu 6 into equal '
             'micro-batches; use a divisor of it (1, 2, 3, 6) or change the batch size') in run.stderr.splitlines()
@@ -197,7 +197,8 @@ def _ddp_steps(rank, port, folder, out):
             g = torch.Generator().manual_seed(10 * it + rank)  # each rank its own data
             model.feed_data({'lq': torch.rand(8, 3, 8, 8, generator=g), 'gt': torch.rand(8, 3, 32, 32, generator=g)})
             model.optimize_parameters(it)
-        params = {f'net_g.params.{n}': p.detach().clone() for n, p in model.get_bare_model(model.net_g).named_parameters()}
+        bare = model.get_bare_model(model.net_g)
+        params = {f'net_g.params.{n}': p.detach().clone() for n, p in bare.named_parameters()}
         results[accumulate] = (params, len(all_reduces))
     torch.save(results, f'{out}.{rank}')
     torch.distributed.destroy_process_group()
