@@ -256,7 +256,7 @@ def _arch_default(section: dict, keyword: str) -> Any:
 def cross_field_problems(opt: dict, is_train: bool) -> list:
     """What one option says about another, and the sections a command needs."""
     problems = _needed_for_training(opt) if is_train else _needed_for_testing(opt)
-    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt)
+    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt)
 
 
 def _needed_for_training(opt: dict) -> list:
@@ -342,6 +342,17 @@ def _schedule(opt: dict) -> list:
             problems.append(warning(keys, f'{freq:g} is past total_iter {total_iter:g}: {effect} (lower it to '
                                     'use it)'))
     return problems
+
+
+def _accumulation(opt: dict) -> list:
+    """``train.accumulate`` splits each process's batch into equal micro-batches, so it must divide it."""
+    accumulate, batch = _get(opt, 'train', 'accumulate'), _get(opt, 'datasets', 'train', 'batch_size_per_gpu')
+    if type(accumulate) is not int or type(batch) is not int or accumulate < 1 or batch < 1 or batch % accumulate == 0:
+        return []
+    divisors = [n for n in range(1, batch + 1) if batch % n == 0]
+    return [Problem(('train', 'accumulate'), f'{accumulate} does not divide datasets.train.batch_size_per_gpu '
+                    f'{batch} into equal micro-batches; use a divisor of it ({", ".join(map(str, divisors))}) or '
+                    'change the batch size')]
 
 
 def _devices(opt: dict) -> list:

@@ -193,7 +193,10 @@ class TrainBase(Section):
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = Field(0, description='0: no EMA of the generator')
     net_d_iters: PositiveInt = 1
     net_d_init_iters: NonNegativeInt = 0
-    max_nonfinite_steps: PositiveInt = Field(10, description='non-finite losses in a row that stop training')
+    max_nonfinite_steps: PositiveInt = Field(10, description='steps with a non-finite loss in a row that stop '
+                                             'training')
+    accumulate: PositiveInt = Field(1, description='micro-batches per step: batch_size_per_gpu is split into this '
+                                    'many, their gradients summed (divides batch_size_per_gpu)')
     amp: Literal[PRECISIONS] = Field('fp32', description='mixed precision of the training step')
     channels_last: bool = False
     compile: CompileOption = Field(False, description='torch.compile the generator: false, true or a mode')

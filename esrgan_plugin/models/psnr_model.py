@@ -7,8 +7,11 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 * checkpoints and training states are written atomically (``fileio``), never
   silently skipped;
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
-* a non-finite loss skips the update and is logged; too many in a row stop
-  training with a clear error;
+* ``train.accumulate``: the batch in micro-batches whose gradients are summed
+  before one update (docs/training.md#gradient-accumulation);
+* a non-finite loss term skips its network's update with a warning naming the
+  term; too many such steps in a row stop training with an error naming the
+  checkpoint to start again from (docs/training.md#non-finite-losses);
 * validation logs every metric per image and the mean with the direction that
   is better (NIQE and LPIPS: lower), tracks the best value that way round, and
   writes SR images atomically; testing adds a progress bar, results/<name>/index.html
@@ -22,12 +25,15 @@ It is basicsr's ``SRModel`` with what the plugin needs on top:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 from collections import OrderedDict
-from typing import Optional
+from typing import Callable, ContextManager, Optional
 
 import torch
+import torch.distributed as dist
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
@@ -41,7 +47,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from esrgan_plugin.archs import checkpoint
 from esrgan_plugin import fileio
 from esrgan_plugin.metrics import evaluation, scoring as metrics, results_page
-from esrgan_plugin.training import distributed, precision
+from esrgan_plugin.training import distributed, precision, resume
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
 from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
@@ -58,6 +64,9 @@ class ESRGANPSNRModel(SRModel):
     def __init__(self, opt: dict) -> None:
         self.max_nonfinite = int(opt.get('train', {}).get('max_nonfinite_steps', 10)) if opt['is_train'] else 0
         self.nonfinite_in_a_row = 0
+        self.nonfinite_terms_seen: list[str] = []  # the terms that were not finite in those steps
+        # Micro-batches per step (docs/training.md#gradient-accumulation).
+        self.accumulate = int(opt.get('train', {}).get('accumulate', 1)) if opt['is_train'] else 1
         self.log_dict = OrderedDict()
         device_type = 'cuda' if opt['num_gpu'] != 0 else 'cpu'  # as basicsr's BaseModel picks self.device
         self.eval_precision = precision.evaluation_precision(opt)
@@ -75,11 +84,23 @@ class ESRGANPSNRModel(SRModel):
         logger = get_root_logger()
         logger.info(f'Precision: training {self.precision.describe()}; '
                     f'validation/test {self.eval_precision.describe()}.')
+        if opt['is_train']:
+            logger.info(self._batch_note())
         for p in {self.precision, self.eval_precision}:
             warning = precision.slow_bf16_warning(p, device_type)
             if warning:
                 logger.warning(warning)
                 break
+
+    def _batch_note(self) -> str:
+        """The log line that says how a step's batch is made: micro-batches, per process, in all."""
+        per_gpu = (self.opt.get('datasets', {}).get('train') or {}).get('batch_size_per_gpu')
+        if per_gpu is None:
+            return f'Gradient accumulation: {self.accumulate} micro-batch(es) per step.'
+        world = int(self.opt.get('world_size', 1))
+        return (f'Batch of an optimizer step: {per_gpu} per process x {world} process(es) = {per_gpu * world} '
+                f'(effective batch); accumulated over {self.accumulate} micro-batch(es) of '
+                f'{per_gpu // self.accumulate} per process.')
 
     # ----------------------------------------------------------------- devices
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
@@ -271,37 +292,50 @@ class ESRGANPSNRModel(SRModel):
         live = [p.detach() for p in self.get_bare_model(self.net_g).parameters()]
         torch._foreach_lerp_(ema, live, 1.0 - decay)
 
-    def loss_is_finite(self, loss: torch.Tensor, current_iter: int, what: str) -> bool:
-        """False (and a warning) when ``loss`` is NaN/inf; raises after too many in a row."""
-        if bool(torch.isfinite(loss)):
-            self.nonfinite_in_a_row = 0
-            return True
-        self.nonfinite_in_a_row += 1
-        get_root_logger().warning(f'iter {current_iter}: {what} is {loss.item()}; this update is skipped '
-                                  f'({self.nonfinite_in_a_row} in a row).')
-        if self.nonfinite_in_a_row >= self.max_nonfinite:
-            raise TrainingDiverged(
-                f'training diverged: {self.nonfinite_in_a_row} non-finite losses in a row up to iteration '
-                f'{current_iter}; resume from the last checkpoint in {self.opt["path"]["models"]} with a lower '
-                'learning rate, or raise train.max_nonfinite_steps.')
-        return False
+    # The networks the optimizers train, in the order of ``self.optimizers`` (the GAN stage adds its
+    # discriminator); warnings and errors about losses name them.
+    network_names: tuple = ('generator',)
 
-    def autocast(self):
-        """The training forwards' autocast (a no-op in fp32)."""
-        return precision.autocast(self.precision, self.device.type)
+    def micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """``(lq, gt, share)`` for each of the ``train.accumulate`` micro-batches of the fed batch.
 
-    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                          before_step=None) -> bool:
-        """Backward of ``loss``, ``before_step()`` (e.g. a gradient all-reduce), one optimizer step.
+        ``share`` is the micro-batch's fraction of the batch: a micro-batch's mean loss times its share, summed
+        over the micro-batches, is the batch's mean loss, so the summed gradients are the batch's gradients.
+        """
+        count = min(self.accumulate, self.lq.shape[0])
+        size = self.lq.shape[0]
+        return [(lq, gt, lq.shape[0] / size)
+                for lq, gt in zip(torch.tensor_split(self.lq, count), torch.tensor_split(self.gt, count))]
+
+    def gradient_sync(self, net: torch.nn.Module, last: bool) -> ContextManager:
+        """Under DDP, ``no_sync()`` for every micro-batch but the last: the gradients are all-reduced once per
+        step, when the last micro-batch's backward has added its part."""
+        if last or not isinstance(net, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return net.no_sync()
+
+    def backward_share(self, losses: dict, share: float, optimizer: torch.optim.Optimizer, terms: dict) -> None:
+        """Backward of the micro-batch's ``losses`` times ``share`` (through the optimizer's gradient scaler);
+        each term's share of its value is added to ``terms`` (detached), which ends as the batch's loss terms.
+
+        A non-finite term goes through backward too: under DDP every process must take part in the gradient
+        all-reduce, and the step is skipped afterwards (``nonfinite_terms``).
+        """
+        for name, value in losses.items():
+            terms[name] = terms.get(name, 0) + share * value.detach()
+        scaler = self.grad_scalers[self.optimizers.index(optimizer)]
+        scaler.scale(sum(losses.values()) * share).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer, before_step: Optional[Callable[[], None]] = None) -> bool:
+        """``before_step()`` (e.g. a gradient all-reduce), then one optimizer step on the summed gradients.
 
         In fp16 this goes through the optimizer's gradient scaler, which skips the step when the scaled
         gradients overflowed and lowers its scale: routine, not divergence (the loss itself was finite).
         Returns whether the weights were updated.
         """
-        scaler = self.grad_scalers[self.optimizers.index(optimizer)]
-        scaler.scale(loss).backward()
         if before_step is not None:
             before_step()
+        scaler = self.grad_scalers[self.optimizers.index(optimizer)]
         if not scaler.is_enabled():
             optimizer.step()
             return True
@@ -310,20 +344,95 @@ class ESRGANPSNRModel(SRModel):
         scaler.update()
         return scaler.get_scale() >= scale  # the scale drops exactly when the step was skipped
 
+    def nonfinite_terms(self, terms: dict) -> list[str]:
+        """The names of the loss terms that are NaN or infinite, on this process or (under DDP) any other, so
+        that every process skips the same steps."""
+        if not terms:
+            return []
+        flags = torch.stack([~torch.isfinite(value) for value in terms.values()]).float()
+        if self.opt['dist']:
+            with distributed.collective(self.opt, 'agreeing which loss terms were not finite'):
+                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return [name for name, flag in zip(terms, flags.tolist()) if flag]
+
+    def check_losses(self, current_iter: int, nonfinite: dict, terms: dict) -> None:
+        """After a step: warn when a loss term was not finite, naming each term, its network, the iteration and
+        the learning rates; after ``train.max_nonfinite_steps`` such steps in a row, raise TrainingDiverged
+        naming the terms and the newest intact checkpoint to start again from.
+
+        ``nonfinite``: network name -> its non-finite terms (the updates of those networks were skipped).
+        """
+        bad = {net: names for net, names in nonfinite.items() if names}
+        if not bad:
+            self.nonfinite_in_a_row, self.nonfinite_terms_seen = 0, []
+            return
+        self.nonfinite_in_a_row += 1
+
+        def value(name: str) -> str:  # under DDP the term may be finite here and not on another process
+            v = terms[name].item()
+            return f'{v}' if not math.isfinite(v) else 'non-finite on another process'
+
+        named = '; '.join(f'{net}: ' + ', '.join(f'{n} = {value(n)}' for n in names) for net, names in bad.items())
+        rates = ', '.join(f'{net} {o.param_groups[0]["lr"]:.3g}' for net, o in zip(self.network_names,
+                                                                                     self.optimizers))
+        get_root_logger().warning(
+            f'iter {current_iter}: non-finite loss ({named}); the update of the {" and the ".join(bad)} is skipped '
+            f'(steps with a non-finite loss in a row: {self.nonfinite_in_a_row} of at most {self.max_nonfinite}; '
+            f'learning rates: {rates}).')
+        self.nonfinite_terms_seen += [n for names in bad.values() for n in names if n not in self.nonfinite_terms_seen]
+        if self.nonfinite_in_a_row >= self.max_nonfinite:
+            raise TrainingDiverged(
+                f'training diverged: {self.nonfinite_in_a_row} steps in a row up to iteration {current_iter} had '
+                f'a non-finite loss ({", ".join(self.nonfinite_terms_seen)}); {self._restart_advice()}, or raise '
+                'train.max_nonfinite_steps.')
+
+    def _restart_advice(self) -> str:
+        """Where to start again: the newest intact checkpoint (``training.resume``), with a lower learning rate."""
+        try:
+            paths = self.opt['path']  # a model built from Python may lack experiments_root; its parent of states
+            root = paths.get('experiments_root') or os.path.dirname(paths['training_states'])
+            point = resume.find_resume_point({**self.opt, 'auto_resume': True,
+                                              'path': {**paths, 'experiments_root': root}})
+        except UserFacingError:  # every saved state is damaged
+            point = None
+        lower = 'a lower ' + ' and '.join(f'train.{k}.lr' for k in ('optim_g', 'optim_d')[:len(self.optimizers)])
+        if point is None:
+            return f'no intact checkpoint has been saved; start again with {lower}'
+        files = {key: os.path.join(self.opt['path']['models'], f'net_{key[len("network_"):]}_{point.iteration}.pth')
+                 for key in self.opt if key.startswith('network_')}  # as basicsr's check_resume names them
+        networks = ', '.join(f'path.pretrain_{key}: {path}' for key, path in files.items())
+        return (f'the newest intact checkpoint is iteration {point.iteration} ({point.path}); start from its networks '
+                f'({networks}, path.param_key_g: params) with {lower} (a resumed training state keeps the '
+                'learning rate it saved)')
+
+    def autocast(self):
+        """The training forwards' autocast (a no-op in fp32)."""
+        return precision.autocast(self.precision, self.device.type)
+
     def optimize_parameters(self, current_iter: int) -> None:
+        """One step: the batch in ``train.accumulate`` micro-batches, their gradients summed, one update."""
         self.optimizer_g.zero_grad(set_to_none=True)
-        losses = OrderedDict()
-        with self.autocast():  # network outputs back in float32 before any loss reduction
-            self.output = self.net_g_forward(self.lq).float()
-            if self.cri_pix:
-                losses['l_pix'] = self.cri_pix(self.output, self.gt)
-            if self.cri_perceptual:
-                losses['l_percep'] = self.perceptual_forward(self.output, self.gt)
-        l_total = sum(losses.values())
-        if self.loss_is_finite(l_total, current_iter, 'the generator loss'):
-            if self.backward_and_step(l_total, self.optimizer_g) and self.ema_decay > 0:
-                self.model_ema(self.ema_decay)
-        self.log_dict = self.reduce_loss_dict(losses)
+        terms, outputs = OrderedDict(), []
+        parts = self.micro_batches()
+        for i, (lq, gt, share) in enumerate(parts):
+            with self.gradient_sync(self.net_g, last=i == len(parts) - 1):
+                losses = OrderedDict()
+                with self.autocast():  # network outputs back in float32 before any loss reduction
+                    output = self.net_g_forward(lq).float()
+                    if self.cri_pix:
+                        losses['l_pix'] = self.cri_pix(output, gt)
+                    if self.cri_perceptual:
+                        losses['l_percep'] = self.perceptual_forward(output, gt)
+                self.backward_share(losses, share, self.optimizer_g, terms)
+            outputs.append(output.detach())
+        self.output = torch.cat(outputs)
+        nonfinite = self.nonfinite_terms(terms)
+        if nonfinite:
+            self.optimizer_g.zero_grad(set_to_none=True)
+        elif self.step(self.optimizer_g) and self.ema_decay > 0:
+            self.model_ema(self.ema_decay)
+        self.log_dict = self.reduce_loss_dict(terms)
+        self.check_losses(current_iter, {'generator': nonfinite}, terms)
 
     # ------------------------------------------------------------ validation
     def test(self) -> None:

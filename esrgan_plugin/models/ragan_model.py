@@ -14,6 +14,10 @@ are what broke basicsr's RaGAN under DDP (BasicSR issue 322). Instead its
 parameters are broadcast from rank 0 once and its gradients are averaged with
 one all-reduce per step, which is what DDP would do, without the hooks.
 
+With ``train.accumulate`` both networks' gradients are summed over the
+micro-batches and each steps once; the relativistic means and D's BatchNorm
+statistics are then the micro-batch's (docs/training.md#gradient-accumulation).
+
 Precision (``train.amp`` etc.) applies to D as to G: its forwards run under
 autocast, in the chosen memory format, compiled if asked; its logits are cast
 to float32 before the loss, and in fp16 it has its own gradient scaler, so an
@@ -44,6 +48,8 @@ def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
 @MODEL_REGISTRY.register()
 class ESRGANRaGANModel(ESRGANPSNRModel):
     """ESRGAN GAN stage: generator from the PSNR model, VGG-style D, RaGAN + perceptual + L1."""
+
+    network_names = ('generator', 'discriminator')
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
@@ -82,40 +88,59 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
             grad.copy_(averaged)
 
     def optimize_parameters(self, current_iter: int) -> None:
-        losses = OrderedDict()
-        with self.autocast():  # network outputs back in float32 before any loss reduction
-            self.output = self.net_g_forward(self.lq).float()
-            real_pred = self.net_d_forward(self.gt).float()  # shared by both updates; see the module docstring
-
-        # ---- generator
-        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            self.optimizer_g.zero_grad(set_to_none=True)
-            _set_requires_grad(self.net_d, False)  # no D weight gradients from the G loss
-            with self.autocast():
-                fake_pred = self.net_d_forward(self.output).float()
-                if self.cri_pix:
-                    losses['l_g_pix'] = self.cri_pix(self.output, self.gt)
-                if self.cri_perceptual:
-                    losses['l_g_percep'] = self.perceptual_forward(self.output, self.gt)
-            _set_requires_grad(self.net_d, True)
-            losses['l_g_gan'] = self.cri_gan(real_pred.detach(), fake_pred, for_discriminator=False)
-            l_g_total = sum(losses.values())
-            if self.loss_is_finite(l_g_total, current_iter, 'the generator loss'):
-                if self.backward_and_step(l_g_total, self.optimizer_g) and self.ema_decay > 0:
-                    self.model_ema(self.ema_decay)
-
-        # ---- discriminator
+        """One step of G and D: the batch in ``train.accumulate`` micro-batches, each network's gradients summed
+        over them, one update of each (docs/training.md#gradient-accumulation)."""
+        g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+        self.optimizer_g.zero_grad(set_to_none=True)
         self.optimizer_d.zero_grad(set_to_none=True)
+        g_terms, d_terms, d_outputs, outputs = OrderedDict(), OrderedDict(), OrderedDict(), []
+        parts = self.micro_batches()
+        for i, (lq, gt, share) in enumerate(parts):
+            # D is not wrapped in DDP: its gradients are averaged once, by _average_d_gradients, before its step.
+            with self.gradient_sync(self.net_g, last=i == len(parts) - 1):
+                with self.autocast():  # network outputs back in float32 before any loss reduction
+                    output = self.net_g_forward(lq).float()
+                    real_pred = self.net_d_forward(gt).float()  # shared by both losses; see the module docstring
+                if g_step:  # the generator's loss; its step comes after the last micro-batch
+                    self.backward_share(self._generator_losses(output, gt, real_pred), share, self.optimizer_g,
+                                        g_terms)
+            # The discriminator's loss on the output before G's update, as in one big batch: G steps afterwards.
+            with self.autocast():
+                fake_pred_d = self.net_d_forward(output.detach()).float()
+            l_d_real, l_d_fake = self.cri_gan(real_pred, fake_pred_d, for_discriminator=True)
+            self.backward_share({'l_d_real': l_d_real, 'l_d_fake': l_d_fake}, share, self.optimizer_d, d_terms)
+            for name, pred in (('out_d_real', real_pred), ('out_d_fake', fake_pred_d)):
+                d_outputs[name] = d_outputs.get(name, 0) + share * pred.detach().mean()
+            outputs.append(output.detach())
+        self.output = torch.cat(outputs)
+
+        g_nonfinite = self.nonfinite_terms(g_terms)
+        if g_nonfinite:
+            self.optimizer_g.zero_grad(set_to_none=True)
+        elif g_step and self.step(self.optimizer_g) and self.ema_decay > 0:
+            self.model_ema(self.ema_decay)
+        d_nonfinite = self.nonfinite_terms(d_terms)
+        if d_nonfinite:
+            self.optimizer_d.zero_grad(set_to_none=True)
+        else:
+            self.step(self.optimizer_d, before_step=self._average_d_gradients)
+        terms = OrderedDict(**g_terms, **d_terms)
+        self.log_dict = self.reduce_loss_dict(OrderedDict(**terms, **d_outputs))
+        self.check_losses(current_iter, {'generator': g_nonfinite, 'discriminator': d_nonfinite}, terms)
+
+    def _generator_losses(self, output: torch.Tensor, gt: torch.Tensor, real_pred: torch.Tensor) -> OrderedDict:
+        """L1, perceptual and relativistic terms of the generator's loss on one micro-batch."""
+        losses = OrderedDict()
+        _set_requires_grad(self.net_d, False)  # no D weight gradients from the G loss
         with self.autocast():
-            fake_pred_d = self.net_d_forward(self.output.detach()).float()
-        l_d_real, l_d_fake = self.cri_gan(real_pred, fake_pred_d, for_discriminator=True)
-        if self.loss_is_finite(l_d_real + l_d_fake, current_iter, 'the discriminator loss'):
-            self.backward_and_step(l_d_real + l_d_fake, self.optimizer_d, before_step=self._average_d_gradients)
-        losses['l_d_real'] = l_d_real.detach()
-        losses['l_d_fake'] = l_d_fake.detach()
-        losses['out_d_real'] = real_pred.detach().mean()
-        losses['out_d_fake'] = fake_pred_d.detach().mean()
-        self.log_dict = self.reduce_loss_dict(losses)
+            fake_pred = self.net_d_forward(output).float()
+            if self.cri_pix:
+                losses['l_g_pix'] = self.cri_pix(output, gt)
+            if self.cri_perceptual:
+                losses['l_g_percep'] = self.perceptual_forward(output, gt)
+        _set_requires_grad(self.net_d, True)
+        losses['l_g_gan'] = self.cri_gan(real_pred.detach(), fake_pred, for_discriminator=False)
+        return losses
 
     def extra_networks_to_save(self) -> list:
         return [(self.net_d, 'net_d')]

@@ -108,6 +108,9 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
     ('network_d.input_size', 64, 'o.yml: network_d.input_size: 64 does not match datasets.train.gt_size 32'),
     ('train.scheduler.milestones', [80, 50], 'o.yml: train.scheduler.milestones: [80, 50] is not increasing'),
+    ('train.accumulate', 3, 'o.yml: train.accumulate: 3 does not divide datasets.train.batch_size_per_gpu 2 into '
+     'equal micro-batches; use a divisor of it (1, 2) or change the batch size'),
+    ('train.accumulate', 0, 'o.yml: train.accumulate: must be >= 1, got 0'),
     ('datasets.train.phase', 'val', "o.yml: datasets.train.phase: is set by the launcher to 'train' (text), not "
      "'val' (text); remove it"),
     ('datasets.val.scale', 2, 'o.yml: datasets.val.scale: is set by the launcher to 4, not 2; remove it'),
