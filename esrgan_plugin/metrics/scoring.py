@@ -17,8 +17,9 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 
-from esrgan_plugin.metrics import color_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_color_shift
 from esrgan_plugin.metrics import lpips_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_lpips
+# after lpips_metric, as register() imports them: the schema lists metrics in the order they were registered
+from esrgan_plugin.metrics import color_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_color_shift
 from esrgan_plugin.errors import UserFacingError
 
 LOWER_IS_BETTER = {'calculate_niqe', 'calculate_lpips', 'calculate_color_shift'}
