@@ -82,13 +82,13 @@ def main() -> None:
 
     print(f'\n{len(names)} images of {args.data}, {os.path.basename(args.model)}, fp32, '
           f'{torch.get_num_threads()} threads; network {net_seconds / len(names):.2f} s per image')
-    print(f'{"output":<18}{"colour shift":>13}{"worst":>8}{"PSNR-Y (dB)":>13}{"NIQE":>8}{"fix (s/image)":>15}')
+    print(f'{"output":<20}{"colour shift":>13}{"worst":>8}{"PSNR-Y (dB)":>13}{"NIQE":>8}{"fix (s/image)":>15}')
     for label, values in rows.items():
         mean = {m: float(np.mean([v[m] for v in values])) for m in METRICS}
         worst = max(v['color_shift'] for v in values)
         seconds = f'{fix_seconds[label] / len(names):.3f}' if label in fix_seconds else '-'
         title = label if label == 'bicubic' else f'--color-fix {label}'
-        print(f'{title:<18}{mean["color_shift"]:>13.2f}{worst:>8.2f}{mean["psnr_y"]:>13.2f}{mean["niqe"]:>8.2f}'
+        print(f'{title:<20}{mean["color_shift"]:>13.2f}{worst:>8.2f}{mean["psnr_y"]:>13.2f}{mean["niqe"]:>8.2f}'
               f'{seconds:>15}')
 
 
