@@ -22,7 +22,7 @@ REGISTERED = {
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
     'loss': ['ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss'],
     'dataset': ['DIV2KPairedDataset'],
-    'metric': ['calculate_lpips'],
+    'metric': ['calculate_lpips', 'calculate_color_shift'],
 }
 
 
@@ -42,6 +42,7 @@ def register() -> None:
     from esrgan_plugin.models import ragan_model  # noqa: F401  MODEL_REGISTRY: ESRGANRaGANModel
     from esrgan_plugin.data import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
     from esrgan_plugin.metrics import lpips_metric  # noqa: F401  METRIC_REGISTRY: calculate_lpips
+    from esrgan_plugin.metrics import color_metric  # noqa: F401  METRIC_REGISTRY: calculate_color_shift
 
 
 def _imported_to_run_one_of_our_commands() -> bool:

@@ -24,6 +24,8 @@ DIST_TIMEOUT_S = 600
 DEVICES = ('auto', 'cpu', 'cuda')
 OUTPUT_FORMATS = ('auto', 'png', 'jpg', 'webp', 'tiff')
 ALPHA_MODES = ('net', 'bicubic')
+# `infer --color-fix`: the output's low frequencies matched to the input's (docs/inference.md#colour-fix).
+COLOR_FIXES = ('none', 'mean', 'wavelet')
 # Measured with trained weights (docs/inference.md#tiling): 96 pixels of context keep tiled outputs within 1 level
 # of untiled ones on ~0.01 % of values; 384-pixel tiles keep the compute overhead of that context at 2.25x.
 DEFAULT_TILE = 384

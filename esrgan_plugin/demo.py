@@ -271,10 +271,12 @@ def comparison_figure(rows: list[tuple[str, dict, np.ndarray]], width: int = 300
     return np.concatenate([piece for line in lines for piece in (line, separator)][:-1], axis=0)
 
 
-# PSNR/SSIM on Y with a 4-pixel border and NIQE, as val.metrics entries: scored by the path validation uses.
+# PSNR/SSIM on Y with a 4-pixel border, NIQE and the colour shift (whole image), as val.metrics entries: scored
+# by the path validation uses.
 METRICS = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
            'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
-           'niqe': {'type': 'calculate_niqe', 'crop_border': 4}}
+           'niqe': {'type': 'calculate_niqe', 'crop_border': 4},
+           'shift': {'type': 'calculate_color_shift'}}
 
 
 def evaluate(nets: dict, test_data, out: str) -> dict:
@@ -290,8 +292,7 @@ def evaluate(nets: dict, test_data, out: str) -> dict:
     outputs, gts = {}, {}
     for label, upscale in upscalers.items():
         for file, result in zip(files, evaluation.evaluate_pairs(upscale, pairs, METRICS)):
-            results[label][result.name] = {**result.values, 'shift': evaluation.max_color_shift(result.sr, result.gt),
-                                           'direction': direction_ratio(result.sr)}
+            results[label][result.name] = {**result.values, 'direction': direction_ratio(result.sr)}
             outputs.setdefault(result.name, {})[label] = result.sr
             gts[result.name] = result.gt
             fileio.save_image(result.sr, os.path.join(out, 'results', METHODS[label], file))

@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from esrgan_plugin.choices import (ALPHA_MODES, COMPILE_MODES, DEFAULT_TILE, DEFAULT_TILE_PAD, DEVICES,
-                                   OUTPUT_FORMATS, PRECISIONS)
+from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, DEFAULT_TILE, DEFAULT_TILE_PAD,
+                                   DEVICES, OUTPUT_FORMATS, PRECISIONS)
 from esrgan_plugin.cli import run_main, say
 
 
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output format; auto keeps the input\'s (PNG when it has alpha and was JPEG)')
     parser.add_argument('--alpha', choices=ALPHA_MODES, default='net',
                         help='how an alpha channel is upscaled (default: by the net, as a gray image)')
+    parser.add_argument('--color-fix', choices=COLOR_FIXES, default='none',
+                        help='match the output\'s colours to the input\'s: mean (each channel\'s mean and spread), '
+                        'wavelet (the lowest frequencies, from a bicubic upscale); default none; see '
+                        'docs/inference.md#colour-fix')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace outputs that already exist (by default the command refuses to start)')
     return parser
@@ -98,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             runs = count_tiles(h, w, args.tile, args.tile_pad) * passes
             with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
                 write_upscaled(net, picture, dst, tile=args.tile, tile_pad=args.tile_pad, outscale=args.outscale,
-                               alpha_mode=args.alpha, progress=tiles.update)
+                               alpha_mode=args.alpha, progress=tiles.update, color_fix=args.color_fix)
         except ImageReadError as err:
             tqdm.write(f'error: {err}', file=sys.stderr)
             failed += 1

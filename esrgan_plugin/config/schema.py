@@ -33,6 +33,8 @@ def options_model() -> type:
 def _options_model(registry_names: tuple) -> type:
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+    from esrgan_plugin.metrics.scoring import LOWER_IS_BETTER
+
     archs, other_archs, arch_names = registered_sections('network', ARCH_REGISTRY)
     network = typed_union('network', archs, other_archs, arch_names)
     # The test command may read the architecture off the checkpoint instead (network_g absent or type auto).
@@ -41,8 +43,8 @@ def _options_model(registry_names: tuple) -> type:
     loss = typed_union('loss', *registered_sections('loss', LOSS_REGISTRY))
     metric = typed_union('metric', *registered_sections('metric', METRIC_REGISTRY, extra_fields={
         'better': (Optional[Literal['higher', 'lower']], Field(None, description=(
-            'which way is better (log and best-metric tracking); default: lower for calculate_niqe and '
-            'calculate_lpips, higher for the others (esrgan_plugin.metrics.scoring)')))}))
+            'which way is better (log and best-metric tracking); default: lower for '
+            f'{", ".join(sorted(LOWER_IS_BETTER))}, higher for the others (esrgan_plugin.metrics.scoring)')))}))
     optimizer, scheduler = optimizer_union(), scheduler_union()
 
     train = create_model(

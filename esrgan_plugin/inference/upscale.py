@@ -15,6 +15,7 @@ import torch
 from esrgan_plugin import fileio
 from esrgan_plugin.choices import DEFAULT_TILE_PAD
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.inference.color_fix import apply_color_fix
 from esrgan_plugin.inference.image_io import (IMAGE_EXTENSIONS, LOSSY_QUALITY, Picture, full_scale, output_dtype,
                                               output_path, read_image, resize)
 from esrgan_plugin.inference.tiling import iter_tiles
@@ -54,7 +55,7 @@ def _paint_tile(out: torch.Tensor, target: np.ndarray, gray: bool, dtype: np.dty
 
 def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, tile: int = 0,
                      tile_pad: int = DEFAULT_TILE_PAD, outscale: Optional[float] = None, alpha_mode: str = 'net',
-                     progress: Optional[Callable[[], None]] = None) -> np.ndarray:
+                     progress: Optional[Callable[[], None]] = None, color_fix: str = 'none') -> np.ndarray:
     """Upscale ``picture`` straight into the array that is written: OpenCV's layout, ``dtype`` samples.
 
     The layout is BGR, BGRA, or 2-D gray (gray with alpha is BGRA with three
@@ -63,7 +64,9 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
     type, and never in float unless ``dtype`` is float32. The alpha channel
     goes through the net as a gray image (``alpha_mode='net'``), which keeps
     its edges as sharp as the color's, or is resized bicubically
-    (``'bicubic'``, half the work). ``outscale`` then resizes the result.
+    (``'bicubic'``, half the work). ``color_fix`` ('none', 'mean', 'wavelet'; ``inference.color_fix``) then
+    matches the color's low frequencies to the input's, the alpha channel left as the net made it, and
+    ``outscale`` resizes the result.
     """
     dtype = np.dtype(dtype)
     channels = net.conv_first.in_channels // int(getattr(net, 'unshuffle', 1))**2
@@ -84,6 +87,7 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
                 progress()
 
     paint(picture.color, color_view, gray)
+    apply_color_fix(color_fix, color_view, picture.color, scale)
     if picture.alpha is not None:
         if alpha_mode == 'net':
             paint(picture.alpha, canvas[..., 3], True)
@@ -100,9 +104,10 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
 
 def upscale_image(net: torch.nn.Module, picture: Picture, tile: int = 0, tile_pad: int = DEFAULT_TILE_PAD,
                   outscale: Optional[float] = None, alpha_mode: str = 'net',
-                  progress: Optional[Callable[[], None]] = None) -> Picture:
+                  progress: Optional[Callable[[], None]] = None, color_fix: str = 'none') -> Picture:
     """``upscale_to_array`` in float32, returned as a Picture (RGB floats in [0, 1])."""
-    out = upscale_to_array(net, picture, np.dtype(np.float32), tile, tile_pad, outscale, alpha_mode, progress)
+    out = upscale_to_array(net, picture, np.dtype(np.float32), tile, tile_pad, outscale, alpha_mode, progress,
+                           color_fix)
     gray = picture.color.ndim == 2
     if out.ndim == 2:
         return Picture(out, None, picture.dtype)

@@ -97,18 +97,3 @@ def image_upscaler(upscale_image: Callable[[np.ndarray], np.ndarray]) -> Upscale
         return img2tensor(sr.astype(np.float32) / 255.0, bgr2rgb=True, float32=True).unsqueeze(0)
     return upscale
 
-
-def color_shift(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Mean of each channel of ``sr`` minus that of ``gt``, in levels of 255 (channel order as given: BGR).
-
-    A GAN stage that drifts in colour (e.g. with an unsuitable perceptual network) shows here long before it is
-    visible in PSNR, which mixes it with every other error.
-    """
-    channels = sr.shape[2] if sr.ndim == 3 else 1
-    return (sr.reshape(-1, channels).astype(np.float64).mean(0)
-            - gt.reshape(-1, channels).astype(np.float64).mean(0))
-
-
-def max_color_shift(sr: np.ndarray, gt: np.ndarray) -> float:
-    """The largest ``|color_shift|`` over the channels, in levels of 255: one number to hold against a bound."""
-    return float(np.abs(color_shift(sr, gt)).max())

@@ -5,7 +5,8 @@ lower-is-better. basicsr assumes 'higher' unless an option says ``better: lower`
 own default, so a NIQE entry without ``better`` is still tracked the right way round.
 
 Registered metric types (basicsr's METRIC_REGISTRY): basicsr's ``calculate_psnr``, ``calculate_ssim``,
-``calculate_niqe`` (its parameters ship inside basicsr), and the plugin's ``calculate_lpips`` (lpips_metric).
+``calculate_niqe`` (its parameters ship inside basicsr), and the plugin's ``calculate_lpips`` (lpips_metric) and
+``calculate_color_shift`` (color_metric).
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 
 from esrgan_plugin.metrics import lpips_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_lpips
+# after lpips_metric, as register() imports them: the schema lists metrics in the order they were registered
+from esrgan_plugin.metrics import color_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_color_shift
 from esrgan_plugin.errors import UserFacingError
 
-LOWER_IS_BETTER = {'calculate_niqe', 'calculate_lpips'}
+LOWER_IS_BETTER = {'calculate_niqe', 'calculate_lpips', 'calculate_color_shift'}
 
 
 def better(metric_opt: Mapping) -> str:

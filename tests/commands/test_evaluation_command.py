@@ -48,10 +48,11 @@ def test_option_files_are_basicsr_layout(option_file):
     assert data['dataroot_gt'].startswith('datasets/') and data['dataroot_gt'].endswith('/GTmod12')
     assert data['dataroot_lq'].startswith('datasets/') and data['dataroot_lq'].endswith('/LRbicx4')
     metrics = opt['val']['metrics']
-    assert list(metrics) == ['psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb', 'niqe']
+    assert list(metrics) == ['psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb', 'niqe', 'color_shift']
     assert all(m['crop_border'] == 4 for m in metrics.values())
     assert [metrics[m]['test_y_channel'] for m in list(metrics)[:4]] == [True, True, False, False]
     assert metrics['niqe'] == {'type': 'calculate_niqe', 'crop_border': 4, 'convert_to': 'y'}
+    assert metrics['color_shift'] == {'type': 'calculate_color_shift', 'crop_border': 4}
 
 
 @pytest.fixture(scope='module')
@@ -97,10 +98,13 @@ def test_logged_metrics_equal_an_independent_computation(set14_run):
             'psnr_rgb': psnr(sr, gt),
             'ssim_y': calculate_ssim(sr, gt, crop_border=BORDER, test_y_channel=True),
             'ssim_rgb': calculate_ssim(sr, gt, crop_border=BORDER, test_y_channel=False),
+            # the largest shift of a channel's mean, in levels, within the border
+            'color_shift': float(np.abs(sr[BORDER:-BORDER, BORDER:-BORDER].reshape(-1, 3).mean(0)
+                                        - gt[BORDER:-BORDER, BORDER:-BORDER].reshape(-1, 3).mean(0)).max()),
         }
         for metric, value in mine[name].items():
             assert per_image[name][metric] == pytest.approx(value, abs=1e-4), (name, metric)
-    for metric in ('psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb'):
+    for metric in ('psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb', 'color_shift'):
         assert means[metric] == pytest.approx(np.mean([m[metric] for m in mine.values()]), abs=1e-4), metric
 
 

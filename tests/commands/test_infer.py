@@ -304,3 +304,26 @@ def test_full_disk_stops_with_one_line_and_leaves_no_temp_file(tmp_path, net, rn
     assert code == 1 and err.count('\n') == 1
     assert err.startswith(f'error: cannot write {tmp_path / "out" / "a_out.png"}: no space left on device')
     assert os.listdir(tmp_path / 'out') == []
+
+
+def test_color_fix_flag_help_bad_value_and_a_run(tmp_path, rng, capsys):
+    from esrgan_plugin.choices import COLOR_FIXES
+    from esrgan_plugin.inference.color_fix import apply_color_fix
+
+    result = run_infer(tmp_path, '-h')  # answered before torch is imported
+    assert result.returncode == 0 and '--color-fix {none,mean,wavelet}' in result.stdout
+    assert next(a for a in infer.build_parser()._actions if '--color-fix' in a.option_strings).choices is COLOR_FIXES
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(['-i', 'a.png', '-o', 'out', '-m', 'net.pth', '--color-fix', 'median'])
+    assert exit_info.value.code == 2
+    assert "argument --color-fix: invalid choice: 'median' (choose from" in capsys.readouterr().err
+    net = tiny_generator(scale=4, seed=3)
+    torch.save({'params': net.state_dict()}, tmp_path / 'net.pth')
+    bgr = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    write(tmp_path / 'a.png', bgr)
+    code = infer.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m', str(tmp_path / 'net.pth'),
+                       '--color-fix', 'wavelet', '--device', 'cpu'])
+    # what the command wrote: the net's 8-bit output with the wavelet fix applied to it
+    expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)
+    apply_color_fix('wavelet', expected, (bgr[..., ::-1] / 255.0).astype(np.float32), 4)
+    assert code == 0 and np.array_equal(cv2.imread(str(tmp_path / 'out' / 'a_out.png')), expected[..., ::-1])

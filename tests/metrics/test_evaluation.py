@@ -71,14 +71,6 @@ def test_an_image_function_is_scored_on_the_same_path_exactly():
         calculate_psnr(bicubic_upscale(lq, 4), gt, crop_border=4, test_y_channel=True), abs=1e-10)
 
 
-def test_color_shift_is_per_channel_in_levels():
-    gt = np.full((8, 8, 3), 100, np.uint8)
-    sr = gt + np.array([1, 0, 0], np.uint8)
-    sr[0, 0, 2] = 100 - 64  # one pixel of the red channel: its mean drops by one level
-    assert evaluation.color_shift(sr, gt) == pytest.approx([1.0, 0.0, -1.0])
-    assert evaluation.max_color_shift(sr, gt) == pytest.approx(1.0)
-
-
 def write_pairs(root, count: int = 3) -> tuple[str, str]:
     rng = np.random.default_rng(3)
     for kind in ('gt', 'lq'):
