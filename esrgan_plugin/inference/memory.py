@@ -259,7 +259,7 @@ def choose_tile(net: torch.nn.Module, height: int, width: int, depth: int, out_i
     if fits(whole, budget):
         return whole
     # The predicted peak grows with the tile, so the largest fitting tile is found by bisection.
-    low, high = 1, max(height, width) // TILE_STEP + 1
+    low, high = SMALLEST_TILE // TILE_STEP, max(height, width) // TILE_STEP + 1
     best = None
     while low <= high:
         mid = (low + high) // 2
@@ -268,14 +268,12 @@ def choose_tile(net: torch.nn.Module, height: int, width: int, depth: int, out_i
             best, low = est, mid + 1
         else:
             high = mid - 1
-    smallest = estimate(net, height, width, depth, out_itemsize, SMALLEST_TILE, pad, budget)
-    if best is None or best.tile < SMALLEST_TILE:
-        if not fits(smallest, budget):
-            raise UserFacingError(
-                f'even {SMALLEST_TILE}-pixel tiles are predicted to need {format_bytes(smallest.growth)} more '
-                f'(with a {MARGIN:.0%} margin), but {budget.source} leaves {format_bytes(max(budget.allowed, 0))}; '
-                'free memory, raise --max-memory, or pass a smaller --tile-pad.')
-        best = smallest
+    if best is None:
+        smallest = estimate(net, height, width, depth, out_itemsize, SMALLEST_TILE, pad, budget)
+        raise UserFacingError(
+            f'even {SMALLEST_TILE}-pixel tiles are predicted to need {format_bytes(smallest.growth)} more '
+            f'(plus a {MARGIN:.0%} margin), but {budget.source} leaves {format_bytes(max(budget.allowed, 0))}; '
+            'free memory, raise --max-memory, or pass a smaller --tile-pad.')
     return best
 
 

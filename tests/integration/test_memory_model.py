@@ -48,7 +48,7 @@ def random_image(path, side):
 
 def measure(tmp_path, model, image, dtype, tile, pad):
     result = subprocess.run([PYTHON, '-c', MEASURE, model, image, str(tmp_path / f'out{tile}.png'), dtype, str(tile),
-                             str(pad)], capture_output=True, text=True, env=subprocess_env(), timeout=300)
+                             str(pad)], capture_output=True, text=True, env=subprocess_env(), timeout=900)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -85,7 +85,7 @@ def test_predicted_peak_is_within_15_percent_of_the_measured_peak(tmp_path, case
 
 def plan_in_use(tmp_path, *args) -> float:
     result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', *args, '--plan'], capture_output=True, text=True,
-                            env=subprocess_env(), timeout=300, cwd=tmp_path)
+                            env=subprocess_env(), timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     number, unit = re.search(r'in use now ([\d.]+) (MiB|GiB)', result.stdout).groups()
     return float(number) * (2**20 if unit == 'MiB' else 2**30)
@@ -106,7 +106,7 @@ def test_auto_tile_keeps_the_peak_within_max_memory(tmp_path):
                'print(r.stderr, file=sys.stderr)')
     result = subprocess.run([PYTHON, '-c', wrapper, PYTHON, '-m', 'esrgan_plugin.infer', *args, '-o', 'out',
                              '--tile', 'auto', '--max-memory', str(limit)], capture_output=True, text=True,
-                            env=subprocess_env(), timeout=300, cwd=tmp_path)
+                            env=subprocess_env(), timeout=900, cwd=tmp_path)
     code, peak_kib = map(int, result.stdout.split())
     assert code == 0, result.stderr
     chosen = re.search(r'in_out\.png: tile (\d+) \((\d+) tiles\), predicted peak', result.stderr)
@@ -122,7 +122,7 @@ def test_a_budget_below_what_is_in_use_is_one_line(tmp_path):
     random_image(tmp_path / 'in.png', 64)
     result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', '-i', 'in.png', '-m', 'tiny.pth', '-o', 'out',
                              '--tile', 'auto', '--max-memory', '100MB'], capture_output=True, text=True,
-                            env=subprocess_env(), timeout=300, cwd=tmp_path)
+                            env=subprocess_env(), timeout=900, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith('error: even 32-pixel tiles')
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / 'out' / 'in_out.png').exists()
 
