@@ -70,6 +70,38 @@ def load_options_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
     return loaded.opt
 
 
+# Units of a memory size: decimal (GB = 10^9 bytes) and binary (GiB = 2^30), as `infer --max-memory` reads them.
+_SIZE_UNITS = {'': 1, 'b': 1, 'k': 10**3, 'kb': 10**3, 'm': 10**6, 'mb': 10**6, 'g': 10**9, 'gb': 10**9,
+               't': 10**12, 'tb': 10**12, 'kib': 2**10, 'mib': 2**20, 'gib': 2**30, 'tib': 2**40}
+
+
+def memory_size(text: str) -> int:
+    """An argparse type: a memory size such as ``4GB``, ``512MB``, ``1.5GiB`` (a bare number is bytes)."""
+    number = text.strip().rstrip('bBiIkKmMgGtT')
+    unit = text.strip()[len(number):].lower()
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a memory size; write e.g. 4GB, 512MB or 1.5GiB') \
+            from None
+    if not value > 0 or value == float('inf'):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive memory size; write e.g. 4GB')
+    return int(value)
+
+
+def tile_size(text: str) -> int | str:
+    """An argparse type: ``auto`` or a tile side of 0 (whole image) or more pixels."""
+    if text == 'auto':
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is neither auto nor a number of pixels') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError('a tile is 0 (the whole image) or more pixels')
+    return value
+
+
 def say(message: str, error: bool = False) -> None:
     """Terminal output of the commands (results, warnings); library code logs instead."""
     print(message, file=sys.stderr if error else sys.stdout, flush=True)

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, DEFAULT_TILE, DEFAULT_TILE_PAD,
                                    DEVICES, OUTPUT_FORMATS, PRECISIONS)
-from esrgan_plugin.cli import run_main, say
+from esrgan_plugin.cli import memory_size, run_main, say, tile_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,11 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         description='Upscale images with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, RGBA and '
         '16-bit images keep their kind; outputs are written atomically.')
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
-    parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
+    parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
-    parser.add_argument('--tile', type=int, default=DEFAULT_TILE,
-                        help=f'tile side in input pixels, bounds memory on large images; 0: whole image '
-                        f'(default {DEFAULT_TILE})')
+    parser.add_argument('--tile', type=tile_size, default=DEFAULT_TILE,
+                        help='tile side in input pixels, bounds memory on large images; 0: whole image; auto: the '
+                        'whole image or the largest tile whose predicted peak memory fits --max-memory or the free '
+                        f'memory (default {DEFAULT_TILE}); see docs/inference.md#memory-sized-tiles')
+    parser.add_argument('--max-memory', type=memory_size, metavar='SIZE',
+                        help='memory budget of --tile auto, e.g. 4GB, 512MB, 1.5GiB: the peak resident memory of '
+                        'the command on the CPU, of allocated GPU memory on CUDA (default: the free memory)')
+    parser.add_argument('--plan', action='store_true',
+                        help='print, for each image, the predicted peak memory of the whole image and of several '
+                        'tile sizes and the tile auto would choose, without running the network; writes nothing')
     parser.add_argument('--tile-pad', type=int, default=DEFAULT_TILE_PAD,
                         help=f'context pixels around each tile (default {DEFAULT_TILE_PAD}); see '
                         'docs/inference.md#tiling for exactness')
@@ -59,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.tile < 0 or args.tile_pad < 0:
-        parser.error('--tile and --tile-pad must be 0 or more')
+    if args.tile_pad < 0:
+        parser.error('--tile-pad must be 0 or more')
+    if args.output is None and not args.plan:
+        parser.error('the following arguments are required: -o/--output (or --plan)')
+    if args.max_memory is not None and args.tile != 'auto' and not args.plan:
+        parser.error(f'--max-memory sizes the tiles of --tile auto; drop --tile {args.tile} or --max-memory')
     if args.outscale is not None and args.outscale <= 0:
         parser.error('--outscale must be positive, e.g. 2 or 3.5')
 
@@ -77,8 +88,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from esrgan_plugin.inference.upscale import choose_device, drop_earlier_outputs, list_inputs, plan_outputs, \
         write_upscaled
 
-    inputs = drop_earlier_outputs(list_inputs(args.input), args.output, args.suffix, args.ext)
-    outputs = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
+    if args.plan:
+        inputs = outputs = list_inputs(args.input)
+    else:
+        inputs = drop_earlier_outputs(list_inputs(args.input), args.output, args.suffix, args.ext)
+        outputs = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
     device = choose_device(args.device)
     dtype, note = choose_dtype(args.precision, device)
     if note:
@@ -87,6 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Any reduced-precision request is a request for speed: channels_last even where bf16 fell back to fp32.
     net = prepare_generator(load_generator(args.model), device, dtype, channels_last=args.precision != 'fp32',
                             compile_mode=args.compile)
+    if args.plan:
+        return print_plans(net, inputs, args)
     real_inputs = {os.path.realpath(p) for p in inputs}
     failed = 0
     bar = tqdm(list(zip(inputs, outputs)), unit='image', disable=len(inputs) == 1)
@@ -98,23 +114,81 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
                 raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
             h, w = picture.color.shape[:2]
+            tile = args.tile
+            if tile == 'auto':
+                chosen = sized_tile(net, picture, dst, args)
+                tile = chosen.tile
             passes = 2 if picture.alpha is not None and args.alpha == 'net' else 1
-            runs = count_tiles(h, w, args.tile, args.tile_pad) * passes
+            runs = count_tiles(h, w, tile, args.tile_pad) * passes
             with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
-                write_upscaled(net, picture, dst, tile=args.tile, tile_pad=args.tile_pad, outscale=args.outscale,
+                write_upscaled(net, picture, dst, tile=tile, tile_pad=args.tile_pad, outscale=args.outscale,
                                alpha_mode=args.alpha, progress=tiles.update, color_fix=args.color_fix)
         except ImageReadError as err:
             tqdm.write(f'error: {err}', file=sys.stderr)
             failed += 1
         except torch.OutOfMemoryError:
-            raise UserFacingError(f'out of memory while upscaling {src}; pass a smaller --tile (now {args.tile}).') \
-                from None
+            raise UserFacingError(f'out of memory while upscaling {src}; pass a smaller --tile (now {tile}) or '
+                                  '--tile auto with a lower --max-memory.') from None
         except OSError as err:
             tqdm.write(f'error: cannot write {dst}: {err}; skipped.', file=sys.stderr)
             failed += 1
     done = len(inputs) - failed
     say(f'{done} of {len(inputs)} image(s) written to {args.output}' + (f', {failed} failed' if failed else ''),
         error=True)
+    return 1 if failed else 0
+
+
+def _canvas(picture, dst: str) -> tuple[int, int]:
+    """Channels and sample size of the array ``upscale_to_array`` fills for ``picture`` written to ``dst``."""
+    from esrgan_plugin.inference.image_io import output_dtype
+    depth = 4 if picture.alpha is not None else (1 if picture.color.ndim == 2 else 3)
+    return depth, output_dtype(picture.dtype, os.path.splitext(dst)[1].lower()).itemsize
+
+
+def sized_tile(net, picture, dst: str, args: argparse.Namespace):
+    """``--tile auto``: the tile whose predicted peak fits the budget, said on one line (memory.choose_tile)."""
+    from tqdm import tqdm
+
+    from esrgan_plugin.inference.memory import choose_tile, format_bytes, memory_budget
+    budget = memory_budget(next(net.parameters()).device, args.max_memory)
+    chosen = choose_tile(net, *picture.color.shape[:2], *_canvas(picture, dst), args.tile_pad, budget)
+    what = 'the whole image' if chosen.tile == 0 else f'tile {chosen.tile} ({chosen.tiles} tiles)'
+    tqdm.write(f'{os.path.basename(dst)}: {what}, predicted peak {format_bytes(chosen.peak)} (budget: '
+               f'{budget.source}, {format_bytes(budget.limit or budget.in_use + budget.allowed)})', file=sys.stderr)
+    return chosen
+
+
+def print_plans(net, inputs: list[str], args: argparse.Namespace) -> int:
+    """``--plan``: the predicted peaks of each image, for the whole image and several tiles, and auto's choice."""
+    from esrgan_plugin.errors import UserFacingError
+    from esrgan_plugin.inference.image_io import ImageReadError, output_path, read_image
+    from esrgan_plugin.inference.memory import MARGIN, choose_tile, fits, format_bytes, memory_budget, plan
+    failed = 0
+    for src in inputs:
+        try:
+            picture = read_image(src)
+        except ImageReadError as err:
+            say(f'error: {err}', error=True)
+            failed += 1
+            continue
+        h, w = picture.color.shape[:2]
+        dst = output_path(src, args.output or '.', args.suffix, args.ext, picture.alpha is not None)
+        depth, itemsize = _canvas(picture, dst)
+        budget = memory_budget(next(net.parameters()).device, args.max_memory)
+        say(f'{src}: {w}x{h}, {depth} channel(s) of {8 * itemsize} bits, --tile-pad {args.tile_pad}; in use now '
+            f'{format_bytes(budget.in_use)}; budget ({budget.source}) '
+            f'{format_bytes(budget.limit or budget.in_use + budget.allowed)}')
+        say(f'  {"tile":>6}  {"window":>11}  {"tiles":>5}  {"predicted peak":>14}  fits (with {MARGIN:.0%} margin)')
+        for est in plan(net, h, w, depth, itemsize, args.tile_pad, budget):
+            window = f'{est.window[1]}x{est.window[0]}'
+            say(f'  {est.tile or "whole":>6}  {window:>11}  {est.tiles:>5}  {format_bytes(est.peak):>14}  '
+                f'{"yes" if fits(est, budget) else "no"}')
+        try:
+            chosen = choose_tile(net, h, w, depth, itemsize, args.tile_pad, budget)
+            say(f'  auto: {"the whole image" if chosen.tile == 0 else f"tile {chosen.tile}"}, predicted peak '
+                f'{format_bytes(chosen.peak)}')
+        except UserFacingError as err:
+            say(f'  auto: {err}')
     return 1 if failed else 0
 
 

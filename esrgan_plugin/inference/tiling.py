@@ -88,6 +88,19 @@ def _axis_windows(length: int, tile: int, pad: int) -> list[tuple[int, int, int]
             for start in range(0, length, tile)]
 
 
+def window_shape(height: int, width: int, tile: int, pad: int, factor: int = 1) -> tuple[int, int]:
+    """Input pixels (rows, columns) of the windows ``iter_tiles`` runs on an image of this size; all have it.
+
+    ``factor`` is the net's pixel-unshuffle factor: the image is padded to its multiple, and ``tile`` and
+    ``pad`` are rounded up to it, as ``iter_tiles`` does.
+    """
+    full_h, full_w = -(-height // factor) * factor, -(-width // factor) * factor
+    tile = -(-tile // factor) * factor if tile > 0 else max(full_h, full_w)
+    pad = -(-pad // factor) * factor
+    return tuple(full if len(_axis_windows(full, tile, pad)) == 1 else tile + 2 * pad
+                 for full in (full_h, full_w))
+
+
 class Tile(NamedTuple):
     """One piece of output: rows and columns of the full (cropped) output it fills, and the values there."""
     rows: slice
@@ -99,6 +112,14 @@ class Tile(NamedTuple):
 # Output pixels of one band of the upsampling stage (``_core_outputs``): the feature maps there are the
 # network's largest (num_feat channels at the output's resolution), and at this size they stay a few hundred MB.
 BAND_PIXELS = 1 << 20
+
+
+def band_rows(feature_cols: int, step: int) -> int:
+    """Feature rows of one band of the upsampling stage that is ``feature_cols`` wide (``_core_outputs``).
+
+    ``step`` is the output pixels per feature pixel (4 for the x4 body, 8 at x8).
+    """
+    return max(BAND_PIXELS // (feature_cols * step * step), 1)
 
 
 def _core_outputs(net: torch.nn.Module, window: torch.Tensor, rows: tuple[int, int],
@@ -125,7 +146,7 @@ def _core_outputs(net: torch.nn.Module, window: torch.Tensor, rows: tuple[int, i
     # The core in feature pixels (rounded outwards), and the context columns its output needs.
     first, last = rows[0] // step, -(-rows[1] // step)
     left, right = max(cols[0] // step - halo, 0), min(-(-cols[1] // step) + halo, feat_w)
-    band = max(BAND_PIXELS // ((right - left) * step * step), 1)
+    band = band_rows(right - left, step)
     for top in range(first, last, band):
         bottom = min(top + band, last)
         lo, hi = max(top - halo, 0), min(bottom + halo, feat_h)
@@ -152,13 +173,12 @@ def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) 
     x = _pad_to_multiple(tensor, factor)
     # Tile edges on multiples of the unshuffle factor keep every tile's pixel grouping the same as the whole image's.
     full_h, full_w = x.shape[-2:]
+    win_h, win_w = window_shape(height, width, tile, pad, factor)
     tile = math.ceil(tile / factor) * factor if tile > 0 else max(full_h, full_w)
     pad = math.ceil(pad / factor) * factor
     device, dtype = net_device_dtype(net)
     layout = net_memory_format(net)
     row_windows, col_windows = _axis_windows(full_h, tile, pad), _axis_windows(full_w, tile, pad)
-    win_h = full_h if len(row_windows) == 1 else tile + 2 * pad
-    win_w = full_w if len(col_windows) == 1 else tile + 2 * pad
     for top, bottom, in_top in row_windows:
         for left, right, in_left in col_windows:
             window = x[..., in_top:in_top + win_h, in_left:in_left + win_w]

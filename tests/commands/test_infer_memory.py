@@ -1,0 +1,65 @@
+"""`infer --tile auto`, `--max-memory` and `--plan` on the command line (the measured accuracy is in
+tests/integration/test_memory_model.py)."""
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_generator
+from esrgan_plugin import infer
+from esrgan_plugin.cli import run_main
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as stop:
+        run_main(infer.main, list(argv))
+    out = capsys.readouterr()
+    return stop.value.code, out.out, out.err
+
+
+@pytest.fixture
+def files(tmp_path):
+    torch.save({'params': tiny_generator().state_dict()}, tmp_path / 'model.pth')
+    rng = np.random.default_rng(0)
+    assert cv2.imwrite(str(tmp_path / 'a.png'), rng.integers(0, 256, (300, 700, 3), dtype=np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--max-memory', '4XB'], "argument --max-memory: '4XB' is not a memory size; write e.g. 4GB"),
+    (['--tile', 'big'], "argument --tile: 'big' is neither auto nor a number of pixels"),
+    (['--tile', '64', '--max-memory', '4GB'], '--max-memory sizes the tiles of --tile auto'),
+])
+def test_bad_memory_options_are_one_line_usage_errors(files, capsys, argv, message):
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
+                       *argv)
+    assert code == 2 and message in err.strip().splitlines()[-1]
+    assert not (files / 'out').exists()
+
+
+def test_output_is_needed_except_for_a_plan(files, capsys):
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-m', str(files / 'model.pth'))
+    assert code == 2 and 'required: -o/--output' in err
+
+
+def test_plan_prints_a_peak_per_tile_and_writes_nothing(files, capsys):
+    code, out, _ = run(capsys, '-i', str(files / 'a.png'), '-m', str(files / 'model.pth'), '--device', 'cpu',
+                       '--plan', '--tile-pad', '16', '--max-memory', '1.5GiB')
+    assert code == 0
+    rows = re.findall(r'^\s+(whole|\d+)\s+(\d+)x(\d+)\s+(\d+)\s+([\d.]+ [MG]iB)\s+(yes|no)$', out, re.M)
+    tiles = [r[0] for r in rows]
+    assert tiles == ['whole', '512', '384', '256', '128', '64']  # the tiles smaller than the image's 700 pixels
+    # Windows and tile counts as the tiling lays them out, worked out here: tile + 2 x 16 per cut side.
+    assert [(int(r[1]), int(r[2]), int(r[3])) for r in rows] == [
+        (700, 300, 1), (544, 300, 2), (416, 300, 2), (288, 288, 6), (160, 160, 18), (96, 96, 55)]
+    assert 'budget (--max-memory) 1.50 GiB' in out and re.search(r'auto: (the whole image|tile \d+)', out)
+    assert sorted(p.name for p in files.iterdir()) == ['a.png', 'model.pth']
+
+
+def test_auto_tile_says_what_it_chose(files, capsys):
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
+                       '--device', 'cpu', '--tile', 'auto')
+    assert code == 0 and (files / 'out' / 'a_out.png').is_file()
+    assert re.search(r'a_out\.png: the whole image, predicted peak [\d.]+ [MG]iB \(budget: available RAM', err)
