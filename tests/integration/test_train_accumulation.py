@@ -209,10 +209,10 @@ def test_two_process_gloo_ddp_accumulates_with_one_all_reduce_per_step(tmp_path)
     out = str(tmp_path / 'result')
     context = mp.start_processes(_ddp_steps, args=(free_port(), tmp_path, out), nprocs=2, join=False,
                                  start_method='spawn')
-    deadline = time.time() + 240
+    deadline = time.time() + 420
     try:
         while not context.join(timeout=5):
-            assert time.time() < deadline, 'the two processes did not finish in 240 s'
+            assert time.time() < deadline, 'the two processes did not finish in 420 s'
     finally:
         for process in context.processes:
             if process.is_alive():
