@@ -228,7 +228,8 @@ def estimate(net: torch.nn.Module, height: int, width: int, depth: int, out_item
     arch = arch_size(net)
     coef = coefficients(param.device, param.dtype, layout_cl)
     win_h, win_w = window_shape(height, width, tile, pad, arch.unshuffle)
-    core_h, core_w = (min(tile, height), min(tile, width)) if tile > 0 else (height, width)
+    # Along a side that one window covers, the tile's core is the whole side (tiling._axis_windows).
+    core_h, core_w = (min(tile, height) if win_h < height else height, min(tile, width) if win_w < width else width)
     growth = window_bytes(arch, win_h, win_w, core_h, core_w, param.element_size(), coef)
     if param.device.type == 'cpu':  # the image stays in RAM, also when the net runs on a GPU
         growth += image_bytes(arch, height, width, depth, out_itemsize)

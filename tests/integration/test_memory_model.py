@@ -17,7 +17,8 @@ from conftest import PYTHON, SHARED_DATA, subprocess_env, tiny_generator
 from esrgan_plugin.inference import memory
 from esrgan_plugin.training.precision import cpu_has_fast_bf16
 
-TRAINED = os.path.join(SHARED_DATA, 'weights', 'RealESRGAN_x4plus.pth')
+# ESRGAN_X4PLUS names the file where the shared data is elsewhere (a worktree beside the clone).
+TRAINED = os.environ.get('ESRGAN_X4PLUS', os.path.join(SHARED_DATA, 'weights', 'RealESRGAN_x4plus.pth'))
 
 # One process: what infer does for one image with a fixed tile, then its own peak resident memory.
 MEASURE = '''
