@@ -1,7 +1,7 @@
 """The memory model against measurements: peak resident memory of fresh processes (docs/inference.md#memory-sized-tiles).
 
 Each measurement runs in its own Python, as the command does: load the checkpoint, read the image, predict,
-upscale and write; the peak is the kernel's (``ru_maxrss``), read independently of the library.
+upscale and write; the peak is the kernel's high-water mark of the process (``VmHWM``), read independently of the library.
 """
 import json
 import os
@@ -22,7 +22,7 @@ TRAINED = os.environ.get('ESRGAN_X4PLUS', os.path.join(SHARED_DATA, 'weights', '
 
 # One process: what infer does for one image with a fixed tile, then its own peak resident memory.
 MEASURE = '''
-import json, resource, sys
+import json, sys
 import torch
 from esrgan_plugin.archs.checkpoint import load_generator
 from esrgan_plugin.inference import memory
@@ -30,6 +30,15 @@ from esrgan_plugin.inference.image_io import read_image
 from esrgan_plugin.inference.runtime import prepare_generator
 from esrgan_plugin.inference.upscale import write_upscaled
 model, image, out, dtype, tile, pad = sys.argv[1:]
+
+
+def peak_resident_bytes():
+    # VmHWM, not ru_maxrss: a child that subprocess starts with vfork inherits the parent's ru_maxrss at exec, so
+    # after the suite has grown to 1.2 GiB every child would report at least that.
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith('VmHWM:'))
+
+
 dtype = getattr(torch, dtype)
 net = prepare_generator(load_generator(model), torch.device('cpu'), dtype, channels_last=dtype != torch.float32)
 picture = read_image(image)
@@ -37,7 +46,7 @@ budget = memory.memory_budget(torch.device('cpu'))
 est = memory.estimate(net, *picture.color.shape[:2], 3, 1, int(tile), int(pad), budget)
 write_upscaled(net, picture, out, tile=int(tile), tile_pad=int(pad))
 print(json.dumps(dict(predicted=est.peak, growth=est.growth, in_use=budget.in_use,
-                      measured=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))
+                      measured=peak_resident_bytes())))
 '''
 
 
