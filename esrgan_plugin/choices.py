@@ -26,9 +26,11 @@ OUTPUT_FORMATS = ('auto', 'png', 'jpg', 'webp', 'tiff')
 ALPHA_MODES = ('net', 'bicubic')
 # `infer --color-fix`: the output's low frequencies matched to the input's (docs/inference.md#colour-fix).
 COLOR_FIXES = ('none', 'mean', 'wavelet')
-# Measured with trained weights (docs/inference.md#tiling): 96 pixels of context keep tiled outputs within 1 level
-# of untiled ones on ~0.01 % of values; 384-pixel tiles keep the compute overhead of that context at 2.25x.
-DEFAULT_TILE = 384
+# `auto`: the whole image where the memory model says it fits, which computes each pixel once and has no seams
+# (docs/benchmarks.md#--tile-auto-against-fixed-tiles); else the largest tile that fits. Measured with trained
+# weights (docs/inference.md#tiling): 96 pixels of context keep tiled outputs within 1 level of untiled ones on
+# ~0.01 % of values.
+DEFAULT_TILE = 'auto'
 DEFAULT_TILE_PAD = 96
 
 # `python -m esrgan_plugin.export`: the output extensions, each a format.

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
-    parser.add_argument('--tile', type=tile_size, default=DEFAULT_TILE,
+    # None stands for the default, so that a choice is announced only where --tile auto was asked for (sized_tile).
+    parser.add_argument('--tile', type=tile_size, default=None,
                         help='tile side in input pixels, bounds memory on large images; 0: whole image; auto: the '
                         'whole image or the largest tile whose predicted peak memory fits --max-memory or the free '
                         f'memory (default {DEFAULT_TILE}); see docs/inference.md#memory-sized-tiles')
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.tile_given = args.tile is not None
+    if args.tile is None:
+        args.tile = DEFAULT_TILE
     if args.tile_pad < 0:
         parser.error('--tile-pad must be 0 or more')
     if args.output is None and not args.plan:
@@ -83,7 +87,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from esrgan_plugin.archs.checkpoint import load_generator
     from esrgan_plugin.errors import UserFacingError
     from esrgan_plugin.inference.image_io import ImageReadError, output_path, read_image
-    from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
+    from esrgan_plugin.inference.memory import smaller_tile
+    from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator, release_cached_memory
     from esrgan_plugin.inference.tiling import count_tiles
     from esrgan_plugin.inference.upscale import choose_device, drop_earlier_outputs, list_inputs, plan_outputs, \
         write_upscaled
@@ -114,21 +119,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
                 raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
             h, w = picture.color.shape[:2]
-            tile = args.tile
-            if tile == 'auto':
-                chosen = sized_tile(net, picture, dst, args)
-                tile = chosen.tile
+            tile = sized_tile(net, picture, dst, args).tile if args.tile == 'auto' else args.tile
             passes = 2 if picture.alpha is not None and args.alpha == 'net' else 1
-            runs = count_tiles(h, w, tile, args.tile_pad) * passes
-            with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
-                write_upscaled(net, picture, dst, tile=tile, tile_pad=args.tile_pad, outscale=args.outscale,
-                               alpha_mode=args.alpha, progress=tiles.update, color_fix=args.color_fix)
+            while True:
+                runs = count_tiles(h, w, tile, args.tile_pad) * passes
+                try:
+                    with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
+                        write_upscaled(net, picture, dst, tile=tile, tile_pad=args.tile_pad,
+                                       outscale=args.outscale, alpha_mode=args.alpha, progress=tiles.update,
+                                       color_fix=args.color_fix)
+                    break
+                except torch.OutOfMemoryError:
+                    # A chosen tile may still not fit (a prediction, others' memory): auto tries smaller ones.
+                    retry = smaller_tile(h, w, tile) if args.tile == 'auto' else None
+                    if retry is None:
+                        raise
+                    release_cached_memory(device)
+                    what = 'the whole image' if tile == 0 else f'tile {tile}'
+                    tqdm.write(f'{os.path.basename(dst)}: out of memory with {what}; trying tile {retry}',
+                               file=sys.stderr)
+                    tile = retry
         except ImageReadError as err:
             tqdm.write(f'error: {err}', file=sys.stderr)
             failed += 1
         except torch.OutOfMemoryError:
+            if args.tile == 'auto':
+                raise UserFacingError(f'out of memory while upscaling {src}, even in {tile}-pixel tiles; free '
+                                      'memory or run on another device (--device).') from None
             raise UserFacingError(f'out of memory while upscaling {src}; pass a smaller --tile (now {tile}) or '
-                                  '--tile auto with a lower --max-memory.') from None
+                                  '--tile auto.') from None
         except OSError as err:
             tqdm.write(f'error: cannot write {dst}: {err}; skipped.', file=sys.stderr)
             failed += 1
@@ -146,12 +165,15 @@ def _canvas(picture, dst: str) -> tuple[int, int]:
 
 
 def sized_tile(net, picture, dst: str, args: argparse.Namespace):
-    """``--tile auto``: the tile whose predicted peak fits the budget, said on one line (memory.choose_tile)."""
+    """``--tile auto``: the tile whose predicted peak fits the budget (memory.choose_tile), said on one line where
+    the image is tiled or ``--tile auto`` was given."""
     from tqdm import tqdm
 
     from esrgan_plugin.inference.memory import choose_tile, format_bytes, memory_budget
     budget = memory_budget(next(net.parameters()).device, args.max_memory)
     chosen = choose_tile(net, *picture.color.shape[:2], *_canvas(picture, dst), args.tile_pad, budget)
+    if chosen.tile == 0 and not args.tile_given:
+        return chosen  # the default ran the whole image: nothing a user needs to hear about
     what = 'the whole image' if chosen.tile == 0 else f'tile {chosen.tile} ({chosen.tiles} tiles)'
     tqdm.write(f'{os.path.basename(dst)}: {what}, predicted peak {format_bytes(chosen.peak)} (budget: '
                f'{budget.source}, {format_bytes(budget.limit or budget.in_use + budget.allowed)})', file=sys.stderr)

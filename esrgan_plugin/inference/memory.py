@@ -278,6 +278,18 @@ def choose_tile(net: torch.nn.Module, height: int, width: int, depth: int, out_i
     return best
 
 
+def smaller_tile(height: int, width: int, tile: int) -> Optional[int]:
+    """The tile to try after ``tile`` (0: the whole image) ran out of memory: half its side on the ``TILE_STEP``
+    grid, or None once that would be below ``SMALLEST_TILE``.
+
+    The prediction's CUDA coefficients are not fitted to measurements, and other processes can take memory between
+    the prediction and the run; halving recovers from either in a few tries.
+    """
+    side = max(height, width) if tile == 0 else min(tile, max(height, width))
+    half = side // 2 // TILE_STEP * TILE_STEP
+    return half if half >= SMALLEST_TILE else None
+
+
 PLAN_TILES = (1024, 768, 512, 384, 256, 128, 64)
 
 

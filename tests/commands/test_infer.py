@@ -236,7 +236,7 @@ def test_command_errors_and_help(tmp_path, net, rng):
 
 
 def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
-    """3000 x 2000 in, 12000 x 8000 out, default tiling: only the 8-bit output is held (a float copy alone would be
+    """3000 x 2000 in, 12000 x 8000 out, 384-pixel tiles: only the 8-bit output is held (a float copy alone would be
     1.15 GB), and the network's memory is bounded by the window and the upsampling bands (docs/inference.md#memory).
     """
     net = tiny_generator(scale=4, num_feat=2, num_block=1, num_grow_ch=1)
@@ -247,7 +247,7 @@ def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
     # A wrapper process reads the peak resident memory of its one child, the command.
     measure = ('import resource, subprocess, sys; '
                'code = subprocess.run([sys.executable, "-m", "esrgan_plugin.infer", "-i", "big.png", "-o", "out", '
-               '"-m", "model.pth"]).returncode; '
+               '"-m", "model.pth", "--tile", "384"]).returncode; '
                'print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)')
     env = {**subprocess_env(), 'OMP_NUM_THREADS': '2'}  # the suite's slowest test: both cores
     result = subprocess.run([PYTHON, '-c', measure], capture_output=True, text=True, env=env,

@@ -63,3 +63,64 @@ def test_auto_tile_says_what_it_chose(files, capsys):
                        '--device', 'cpu', '--tile', 'auto')
     assert code == 0 and (files / 'out' / 'a_out.png').is_file()
     assert re.search(r'a_out\.png: the whole image, predicted peak [\d.]+ [MG]iB \(budget: available RAM', err)
+
+
+def out_of_memory_above(monkeypatch, largest: int) -> list:
+    """Make every run with a tile above ``largest`` (or the whole image) fail as an exhausted GPU would; returns
+    the tiles tried, in order."""
+    from esrgan_plugin.inference import upscale
+    real, tried = upscale.write_upscaled, []
+
+    def write_or_run_out(net, picture, dst, tile=0, **kwargs):
+        tried.append(tile)
+        if tile == 0 or tile > largest:
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return real(net, picture, dst, tile=tile, **kwargs)
+
+    monkeypatch.setattr(upscale, 'write_upscaled', write_or_run_out)
+    return tried
+
+
+def test_auto_tile_halves_the_tile_when_the_run_still_runs_out_of_memory(files, capsys, monkeypatch):
+    tried = out_of_memory_above(monkeypatch, 200)
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
+                       '--device', 'cpu', '--tile', 'auto')
+    assert code == 0, err
+    # 700 pixels wide: the whole image, then 350 and 175 pixels on the 16-pixel grid.
+    assert tried == [0, 336, 160]
+    assert 'a_out.png: out of memory with the whole image; trying tile 336' in err
+    assert 'a_out.png: out of memory with tile 336; trying tile 160' in err
+    untiled = cv2.imread(str(files / 'out' / 'a_out.png'))
+    monkeypatch.undo()
+    code, _, _ = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'whole'), '-m', str(files / 'model.pth'),
+                     '--device', 'cpu', '--tile', '0')
+    assert code == 0 and np.array_equal(untiled, cv2.imread(str(files / 'whole' / 'a_out.png')))
+
+
+def test_a_fixed_tile_that_runs_out_of_memory_is_one_line_and_nothing_is_written(files, capsys, monkeypatch):
+    tried = out_of_memory_above(monkeypatch, 100)
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
+                       '--device', 'cpu', '--tile', '256')
+    assert code == 1 and tried == [256]
+    assert err.strip().splitlines()[-1].startswith('error: out of memory while upscaling')
+    assert not (files / 'out' / 'a_out.png').exists()
+
+
+def test_auto_tile_gives_up_below_the_smallest_tile(files, capsys, monkeypatch):
+    tried = out_of_memory_above(monkeypatch, 8)
+    code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
+                       '--device', 'cpu', '--tile', 'auto')
+    assert code == 1 and tried == [0, 336, 160, 80, 32]
+    assert err.strip().splitlines()[-1].startswith('error: out of memory while upscaling')
+    assert not (files / 'out' / 'a_out.png').exists()
+
+
+def test_the_default_is_auto_and_speaks_only_when_it_tiles(files, capsys):
+    argv = ['-i', str(files / 'a.png'), '-m', str(files / 'model.pth'), '--device', 'cpu']
+    code, _, err = run(capsys, *argv, '-o', str(files / 'whole'))
+    assert code == 0 and 'predicted peak' not in err and (files / 'whole' / 'a_out.png').is_file()
+    # A budget just above what the command holds leaves room for tiles only.
+    from esrgan_plugin.inference.memory import memory_budget
+    limit = memory_budget(torch.device('cpu')).in_use + 80 * 2**20
+    code, _, err = run(capsys, *argv, '-o', str(files / 'tiled'), '--max-memory', str(limit))
+    assert code == 0 and re.search(r'a_out\.png: tile \d+ \(\d+ tiles\), predicted peak', err), err
