@@ -3,6 +3,7 @@ import logging
 import os
 import socket
 import sys
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -36,6 +37,44 @@ def basicsr_log_messages():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+class CommandResult(NamedTuple):
+    """What a command run in this process left: its exit code and its terminal output."""
+    code: int
+    out: str
+    err: str
+
+
+def fresh_basicsr_logger() -> None:
+    """Forget basicsr's root logger, so the next run configures it anew.
+
+    basicsr's ``get_root_logger`` configures the logger once per process (a stream handler on the stderr of that
+    moment, the first run's log file) and returns it unchanged afterwards: a second run in the same process would
+    write no log file of its own and print to a stream that pytest has since replaced."""
+    from basicsr.utils import logger as basicsr_logger
+    logger = logging.getLogger('basicsr')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    basicsr_logger.initialized_logger.pop('basicsr', None)
+
+
+def run_command(capsys, main, *argv) -> CommandResult:
+    """``python -m esrgan_plugin.<command> *argv`` in this process: the command's ``main`` through ``run_main``, as
+    its ``__main__`` runs it (one-line errors, exit codes), without the seconds a child interpreter spends
+    importing torch. ``capsys`` is pytest's fixture; arguments are converted with ``str``."""
+    from esrgan_plugin.cli import run_main
+    capsys.readouterr()  # what earlier steps of the test printed is not this command's output
+    fresh_basicsr_logger()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            run_main(main, [str(a) for a in argv])
+    finally:
+        fresh_basicsr_logger()
+    output = capsys.readouterr()
+    code = stop.value.code
+    return CommandResult(code if isinstance(code, int) else (0 if code is None else 1), output.out, output.err)
 
 
 def free_port() -> int:
