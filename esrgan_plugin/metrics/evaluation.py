@@ -1,6 +1,6 @@
 """The one evaluation path: run a network over LR/GT pairs, convert its output to an image, score it.
 
-Validation and the test command (``ESRGANPSNRModel.nondist_validation``), the perception-distortion sweep
+Validation and the test command (``metrics.validation``), the perception-distortion sweep
 (``inference.sweep``) and the demo all report metrics of SR images. They must give the same number for the same
 network and image, so each of them goes through ``evaluate_pairs``: the SR tensor becomes a uint8 HWC BGR image
 with basicsr's ``tensor2img`` (round to the 8 bits an image file holds, as basicsr's own validation does), the

@@ -34,10 +34,9 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from esrgan_plugin.training import precision
-from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.models.base_model import ESRGANBaseModel
 from esrgan_plugin.models.optimizers import build_optimizer
-from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
+from esrgan_plugin.training import precision
 
 
 def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
@@ -46,16 +45,14 @@ def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
 
 
 @MODEL_REGISTRY.register()
-class ESRGANRaGANModel(ESRGANPSNRModel):
+class ESRGANRaGANModel(ESRGANBaseModel):
     """ESRGAN GAN stage: generator from the PSNR model, VGG-style D, RaGAN + perceptual + L1."""
 
     network_names = ('generator', 'discriminator')
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
-        if not train_opt.get('gan_opt'):
-            raise UserFacingError('train.gan_opt is missing; the GAN stage needs '
-                                  '{type: ESRGANRaGANLoss, loss_weight: !!float 5e-3}.')
+        assert train_opt.get('gan_opt'), 'train.gan_opt is required for a GAN model (config.checks)'
         self.net_d = precision.to_memory_format(build_network(self.opt['network_d']).to(self.device), self.precision)
         load_path = self.opt['path'].get('pretrain_network_d')
         if load_path is not None:
@@ -70,7 +67,7 @@ class ESRGANRaGANModel(ESRGANPSNRModel):
         self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
         self.net_d_iters = int(train_opt.get('net_d_iters', 1))
         self.net_d_init_iters = int(train_opt.get('net_d_init_iters', 0))
-        super().init_training_settings()  # EMA, pixel and perceptual losses, optimizers, schedulers
+        super().init_training_settings()  # the generator's: EMA, pixel and perceptual losses, optimizers, ...
 
     def setup_optimizers(self) -> None:
         super().setup_optimizers()

@@ -20,7 +20,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from conftest import PYTHON, basicsr_log_messages, free_port, subprocess_env
 from builders import gan_options, make_lmdb_pair, model_opt
 from esrgan_plugin import train
-from esrgan_plugin.models.psnr_model import TrainingDiverged
+from esrgan_plugin.models.nonfinite_losses import TrainingDiverged
 from esrgan_plugin.models.ragan_model import ESRGANRaGANModel
 
 

@@ -104,7 +104,7 @@ def test_validation_and_the_sweep_give_the_same_value_for_every_image(tmp_path):
     (dataset,) = sweep.test_datasets(eval_opt)
     loader = build_dataloader(dataset, {'phase': 'test', 'num_worker_per_gpu': 0}, num_gpu=0, dist=False)
     model.validation(loader, 0, None, save_img=False)
-    validated = {image.name: image.metrics for image in model.tested_sets[-1].images}
+    validated = {image.name: image.metrics for image in model.validation_record.tested_sets[-1].images}
 
     swept = {r.name: r.values for r in sweep.evaluate_images(net, dataset, METRICS, torch.device('cpu'))}
     assert sorted(validated) == sorted(swept) == ['im0', 'im1', 'im2']

@@ -1,13 +1,9 @@
-"""Metric directions: NIQE and LPIPS lower-is-better by default, respected by best-metric tracking and the log."""
-import types
-
+"""Metric directions: NIQE and LPIPS lower-is-better by default, unless the option says otherwise."""
 import numpy as np
 import pytest
-from basicsr.models.base_model import BaseModel
 
 from esrgan_plugin.metrics import scoring as metrics
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.models.psnr_model import ESRGANPSNRModel
 
 METRIC_OPTS = {
     'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
@@ -22,19 +18,6 @@ def test_directions_default_per_type_and_option_overrides():
                                                'niqe_as_higher': 'higher'}
     with pytest.raises(UserFacingError, match="better: 'smaller' is not valid"):
         metrics.better({'type': 'calculate_psnr', 'better': 'smaller'})
-
-
-def test_best_metric_tracking_follows_the_direction():
-    model = types.SimpleNamespace(opt={'val': {'metrics': METRIC_OPTS}})
-    ESRGANPSNRModel._initialize_best_metric_results(model, 'Set14')
-    for it, value in ((1, 5.0), (2, 4.0), (3, 6.0)):
-        for name in METRIC_OPTS:
-            BaseModel._update_best_metric_result(model, 'Set14', name, value, it)
-    best = model.best_metric_results['Set14']
-    assert (best['niqe']['val'], best['niqe']['iter']) == (4.0, 2)
-    assert (best['lpips']['val'], best['lpips']['iter']) == (4.0, 2)
-    assert (best['psnr']['val'], best['psnr']['iter']) == (6.0, 3)
-    assert (best['niqe_as_higher']['val'], best['niqe_as_higher']['iter']) == (6.0, 3)
 
 
 def test_evaluate_passes_options_to_basicsr_and_describes_direction():

@@ -12,7 +12,7 @@ from basicsr.models import build_model
 from conftest import basicsr_log_messages
 from builders import model_opt
 
-from esrgan_plugin.models.psnr_model import TrainingDiverged
+from esrgan_plugin.models.nonfinite_losses import TrainingDiverged
 
 LOSS_TERMS = ('l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake')
 
@@ -192,4 +192,4 @@ def test_a_finite_step_resets_the_count(tmp_path):
         model.cri_pix = (lambda out, gt: pix(out, gt) * float('inf')) if poisoned else pix
         model.feed_data(big_batch(it, size=2))
         model.optimize_parameters(it)  # never two in a row: no error
-    assert model.nonfinite_in_a_row == 0
+    assert model.nonfinite_steps.in_a_row == 0

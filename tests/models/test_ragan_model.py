@@ -52,7 +52,7 @@ def test_non_finite_loss_skips_the_update_then_stops(tmp_path):
     model.feed_data(bad)
     model.optimize_parameters(1)
     assert not changed(g0, model.net_g)
-    from esrgan_plugin.models.psnr_model import TrainingDiverged
+    from esrgan_plugin.models.nonfinite_losses import TrainingDiverged
     with pytest.raises(TrainingDiverged, match='2 steps in a row up to iteration 2 had a non-finite loss \(l_pix\)'):
         model.optimize_parameters(2)
 
