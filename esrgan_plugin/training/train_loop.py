@@ -19,6 +19,7 @@ run twice at the end when the last iteration is a validation iteration.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import logging
 import os
@@ -108,8 +109,10 @@ def train_pipeline(opt: dict, option_file: str, command: str) -> int:
         lock.release()
 
 
-def _prepare_experiment(opt: dict, notes: list) -> Optional[resume.ResumePoint]:
+def _prepare_experiment(opt: dict, notes: list) -> tuple[Optional[resume.ResumePoint], dict]:
     """Find what to resume from; otherwise make (archiving an old one) the experiment and TensorBoard folders.
+    Returns the resume point (None for a fresh run) and the run's options: ``opt`` itself for a fresh run,
+    ``resumed_options`` for a resumed one.
 
     Every rank resumes from rank 0's choice or all stop, before anything is written or removed."""
     point = resume.agreed_resume_point(opt)
@@ -122,13 +125,21 @@ def _prepare_experiment(opt: dict, notes: list) -> Optional[resume.ResumePoint]:
         make_exp_dirs(opt)
         if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
             mkdir_and_rename(os.path.join(opt['root_path'], 'tb_logger', opt['name']))
-        return None
+        return None, opt
     if point.damaged:
         notes.append(f'resuming from {point.path} (iteration {point.iteration}) because newer files are damaged: '
                      f'{"; ".join(point.damaged)}')
-    opt['path']['resume_state'] = point.path
-    check_resume(opt, point.iteration)  # basicsr points pretrain_network_* at this iteration's networks
-    return point
+    return point, resumed_options(opt, point)
+
+
+def resumed_options(opt: dict, point: resume.ResumePoint) -> dict:
+    """The options of a run resumed from ``point``: a copy of the launched ``opt`` (which stays as the checks
+    returned it) with ``path.resume_state`` set and, by basicsr's ``check_resume``, ``path.pretrain_network_*``
+    pointing at the networks saved at that iteration."""
+    resumed = copy.deepcopy(opt)
+    resumed['path']['resume_state'] = point.path
+    check_resume(resumed, point.iteration)
+    return resumed
 
 
 def _build_data(opt: dict, worker_signals: WorkerSignals, logger: logging.Logger):
@@ -183,8 +194,8 @@ def _copy_option_file(option_file: str, folder: str, command: str) -> None:
                      os.path.join(folder, os.path.basename(option_file)))
 
 
-def _train(opt: dict, option_file: str, command: str, signals: StopSignals, notes: list) -> int:
-    point = _prepare_experiment(opt, notes)
+def _train(launched: dict, option_file: str, command: str, signals: StopSignals, notes: list) -> int:
+    point, opt = _prepare_experiment(launched, notes)
     if opt['rank'] == 0:
         _copy_option_file(option_file, opt['path']['experiments_root'], command)
     log_file = os.path.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')

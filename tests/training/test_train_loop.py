@@ -1,5 +1,7 @@
-"""The training loop: its fixes of basicsr behaviour, the ``train.deterministic`` option, signal handling."""
+"""The training loop: its fixes of basicsr behaviour, the ``train.deterministic`` option, signal handling, and
+the options it hands the model (the launched dict, never changed; a resumed run gets a copy)."""
 import contextlib
+import copy
 import os
 import signal
 import time
@@ -9,7 +11,9 @@ import torch
 from basicsr.utils import MessageLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import basicsr_log_messages
+from builders import gan_options, write_options
+from conftest import basicsr_log_messages, run_command
+from esrgan_plugin import train as train_command
 from esrgan_plugin.training.stop_signals import StopSignals
 from esrgan_plugin.training.train_data import WorkerSignals, stop_signals_held
 from esrgan_plugin.training.train_loop import EtaMessageLogger, determinism
@@ -105,3 +109,66 @@ def test_workers_starting_up_leave_sigterm_to_the_training_process(tmp_path):
         marker.unlink()
     with pytest.raises(RuntimeError, match='DataLoader worker'):
         start_workers_and_terminate_them_early(tmp_path, hold=False)
+
+
+@pytest.fixture
+def option_spies(monkeypatch):
+    """Records the dict the train command launches and the dict each model is built with, each with a copy
+    taken at that moment."""
+    from esrgan_plugin.training import launch, train_loop
+
+    seen = {'launched': [], 'models': []}
+    real_launch, real_build = launch.launch_options, train_loop.build_model
+
+    def launch_options(*args, **kwargs):
+        opt = real_launch(*args, **kwargs)
+        seen['launched'].append((opt, copy.deepcopy(opt)))
+        return opt
+
+    def build_model(opt):
+        seen['models'].append((opt, copy.deepcopy(opt)))
+        return real_build(opt)
+
+    monkeypatch.setattr(launch, 'launch_options', launch_options)
+    monkeypatch.setattr(train_loop, 'build_model', build_model)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+    return seen, real_launch
+
+
+def psnr_file(tmp_path) -> str:
+    """A tiny PSNR-stage option file: 2 iterations, a checkpoint and a validation at iteration 2."""
+    opt = gan_options(tmp_path, name='unchanged', total_iter=2)
+    opt['model_type'] = 'ESRGANPSNRModel'
+    for key in ('perceptual_opt', 'gan_opt', 'optim_d'):
+        del opt['train'][key]
+    del opt['network_d']
+    return write_options(tmp_path, opt)
+
+
+def test_the_model_gets_the_checked_dict_unchanged_after_launch(tmp_path, monkeypatch, capsys, option_spies):
+    from esrgan_plugin.config.loading import load_options
+    from esrgan_plugin.training.launch import Launch
+
+    seen, real_launch = option_spies
+    monkeypatch.chdir(tmp_path)
+    yml = psnr_file(tmp_path)
+    assert run_command(capsys, train_command.main, '-opt', yml).code == 0
+    [(launched, launched_then)] = seen['launched']
+    [(received, received_then)] = seen['models']
+    assert received is launched  # the dict the checks returned, as launched: no copy, no other dict
+    expected = real_launch(load_options(yml, is_train=True).opt, Launch(), str(tmp_path), is_train=True)
+    assert received == expected == received_then
+    assert received['path']['resume_state'] is None
+
+    # resumed and extended to 4 iterations: the model gets a new dict derived from the launched one
+    assert run_command(capsys, train_command.main, '-opt', yml, '--auto_resume',
+                       '--force_yml', 'train:total_iter=4').code == 0
+    (launched, launched_then), (received, received_then) = seen['launched'][1], seen['models'][1]
+    assert launched == launched_then, 'the launched dict must not be changed by resuming'
+    assert launched['path']['resume_state'] is None and launched['path']['pretrain_network_g'] is None
+    assert received is not launched and received == received_then
+    experiment = tmp_path / 'experiments' / 'unchanged'
+    resumed_paths = {'resume_state': str(experiment / 'training_states' / '2.state'),
+                     'pretrain_network_g': str(experiment / 'models' / 'net_g_2.pth')}
+    assert received == {**launched, 'path': {**launched['path'], **resumed_paths}}
+    assert (experiment / 'training_states' / '4.state').is_file()
