@@ -164,7 +164,8 @@ class ESRGANBaseModel(BaseModel):
             checkpoint.load_into(bare, load_path, key)
             get_root_logger().info(f'Loaded {load_path} into the generator (param key: {key or "EMA if present"}).')
             return
-        state = checkpoint.unwrap_state_dict(checkpoint.read_checkpoint(load_path), param_key, f'Checkpoint {load_path}')
+        state = checkpoint.unwrap_state_dict(checkpoint.read_checkpoint(load_path), param_key,
+                                             f'Checkpoint {load_path}')
         if strict:
             checkpoint.check_fits(bare.state_dict(), state, f'Checkpoint {load_path}')
         bare.load_state_dict(state, strict=strict)
@@ -350,16 +351,12 @@ class ESRGANBaseModel(BaseModel):
 
     # ------------------------------------------------------- non-finite losses
     def nonfinite_terms(self, terms: dict) -> list[str]:
-        """The names of the loss terms that are NaN or infinite, on this process or (under DDP) any other, so
-        that every process skips the same steps."""
+        """The loss terms that are not finite here or on another process: every process skips the same steps."""
         return nonfinite_losses.nonfinite_terms(terms, self.opt)
 
     def check_losses(self, current_iter: int, nonfinite: dict, terms: dict) -> None:
-        """After a step: warn about the non-finite loss terms, raise TrainingDiverged after too many such steps
-        in a row (``nonfinite_losses.NonFiniteSteps.record``).
-
-        ``nonfinite``: network name -> its non-finite terms (the updates of those networks were skipped).
-        """
+        """After a step: ``nonfinite_losses.NonFiniteSteps.record``; ``nonfinite``: network name -> its
+        non-finite terms (the updates of those networks were skipped)."""
         self.nonfinite_steps.record(current_iter, nonfinite, terms, dict(zip(self.network_names, self.optimizers)))
 
     # ------------------------------------------------------ validation and test
