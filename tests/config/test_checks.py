@@ -336,8 +336,8 @@ def test_the_rules_the_run_relies_on_stop_the_train_command_with_one_line_each(t
     for name in ('gt', 'lq'):
         (tmp_path / name).mkdir()
     (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
-    run = _run('train', tmp_path, monkeypatch, capsys, '-opt', 'o.yml', '--force_yml', 'datasets:train:io_backend:type=disk',
-               'datasets:train:dataroot_gt=gt', 'datasets:train:dataroot_lq=lq')
+    run = _run('train', tmp_path, monkeypatch, capsys, '-opt', 'o.yml', '--force_yml',
+               'datasets:train:io_backend:type=disk', 'datasets:train:dataroot_gt=gt', 'datasets:train:dataroot_lq=lq')
     assert run.code == 2, run.err
     assert run.err.splitlines() == [
         'error: o.yml: datasets.train_2: in a training file a dataset is named train, val or val_<anything>; rename it',

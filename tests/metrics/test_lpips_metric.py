@@ -70,6 +70,16 @@ def test_vgg_from_an_explicit_path_equals_lpips_package(tmp_path):
     assert got == pytest.approx(reference_value(reference, img, img2), abs=1e-5) and got > 1e-3
 
 
+def test_a_backbone_file_without_the_tapped_layers_is_refused(tmp_path):
+    torch.save({'features.0.weight': torch.zeros(64, 3, 11, 11), 'features.0.bias': torch.zeros(64)},
+               tmp_path / 'alex.pth')
+    with pytest.raises(lpips_metric.LPIPSWeightsMissing) as refused:
+        lpips_metric.LPIPS('alex', str(tmp_path / 'alex.pth'), str(tmp_path / 'unread.pth'))
+    assert str(refused.value) == (f"{tmp_path / 'alex.pth'} is not torchvision's AlexNet file: it lacks "
+                                  'features.3.weight; download '
+                                  'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth again.')
+
+
 def test_missing_backbone_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
     expected = str(tmp_path / 'empty' / 'hub' / 'checkpoints' / 'alexnet-owt-7be5be79.pth')
