@@ -34,8 +34,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional
 
-import numpy as np
-
 from esrgan_plugin import fileio
 from esrgan_plugin.data.bicubic import matlab_bicubic
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode, image_size, list_images, meta_info_text, read_image

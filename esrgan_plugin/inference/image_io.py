@@ -17,7 +17,6 @@ from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS  # the pictures infe
 from esrgan_plugin.errors import UserFacingError
 
 
-
 class ImageReadError(UserFacingError):
     """One input file that cannot be used; the command reports it and goes on with the others."""
 
