@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=['esrgan_plugin', 'esrgan_plugin.*']) + ['esrgan_plugin.option_files'],
     package_dir={'esrgan_plugin.option_files': 'options'},
     package_data={'esrgan_plugin.option_files': ['*.yml']},
-    python_requires='>=3.10',
+    python_requires='>=3.11',  # hashlib.file_digest (training/resume.py)
     install_requires=[
         'torch>=2.1',
         'torchvision>=0.16',

@@ -6,14 +6,19 @@
 * every ``docs/<page>.md#<anchor>`` and ``README.md#<anchor>`` written in the code (``.py`` files under
   esrgan_plugin/, scripts/ and tests/, the shipped option files, the shell scripts) resolves the same way;
 * the code has no pointer of the form ``(README, "Section")``, which nothing can check: it points at
-  ``README.md#<anchor>`` or ``docs/<page>.md#<anchor>`` instead.
+  ``README.md#<anchor>`` or ``docs/<page>.md#<anchor>`` instead;
+* every file or folder of the repository named in the package's comments and docstrings (``tests/...``,
+  ``docs/...``, ``esrgan_plugin/...``, ``scripts/...``, ``options/...``, ``.ci/...``) exists.
 
 A pointer in the code must stand on one line.
 """
 from __future__ import annotations
 
+import ast
 import functools
+import io
 import re
+import tokenize
 import urllib.parse
 from pathlib import Path
 
@@ -33,6 +38,10 @@ SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:|^//')
 
 # A pointer from the code into the docs: a path from the repository root, an optional anchor.
 CODE_POINTER = re.compile(r'(?<![\w./-])((?:docs/[\w./-]*?\.md|README\.md)(?:#[\w-]*)?)')
+# A file or folder of the repository named in prose: from a top-level folder, up to where the path ends. A name
+# with a placeholder (docs/<page>.md, tests/test_*.py) is a pattern, not a path, and is left out.
+REPO_PATH = re.compile(r'(?<![\w./-])((?:esrgan_plugin|tests|docs|scripts|options|\.ci)/[\w./-]*\w)/?'
+                       r'(?![\w*<>{}-]|[./]\w)')
 # Pointers by section title, which no test can follow: (README, "Data preparation"), README's "Tiling",
 # see README for ..., (..., README).
 OLD_POINTER = re.compile(r'README, "|\(README, |README\'s "|\bsee README\b(?!\.md)|, README\)')
@@ -176,6 +185,33 @@ def code_pointers() -> list:
     return cases
 
 
+def comments_and_docstrings(source: str) -> list[tuple[int, str]]:
+    """(line number, text) of every comment and every docstring (module, class, function) of Python ``source``."""
+    texts = [(token.start[0], token.string) for token in tokenize.generate_tokens(io.StringIO(source).readline)
+             if token.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+                    isinstance(first.value.value, str):
+                texts.append((first.lineno, first.value.value))
+    return sorted(texts)
+
+
+def paths_named(source: str) -> list[tuple[int, str]]:
+    """(line number, path) of the repository paths named in the comments and docstrings of ``source``."""
+    return [(number, match.group(1)) for number, text in comments_and_docstrings(source)
+            for match in REPO_PATH.finditer(text)]
+
+
+def package_paths() -> list:
+    cases = []
+    for file in sorted((ROOT / 'esrgan_plugin').rglob('*.py')):
+        for number, path in paths_named(file.read_text(encoding='utf-8')):
+            cases.append(pytest.param(file, path, id=f'{rel(file)}:{number}:{path}'))
+    return cases
+
+
 # ----------------------------------------------------------------------------- the tests
 def test_the_docs_exist():
     assert (ROOT / 'README.md').is_file()
@@ -192,6 +228,26 @@ def test_relative_link_resolves(md: Path, target: str):
 def test_pointer_in_the_code_resolves(file: Path, pointer: str):
     problem = problem_with(pointer, ROOT, file)
     assert problem is None, f'{rel(file)}: {problem}'
+
+
+# Folders that exist only in the installed package, each with the package name setup.py gives it.
+INSTALLED_ONLY = {'esrgan_plugin/option_files': "'esrgan_plugin.option_files': 'options'"}
+
+
+@pytest.mark.parametrize('file, path', package_paths())
+def test_a_path_named_in_the_package_exists(file: Path, path: str):
+    if path in INSTALLED_ONLY:
+        assert INSTALLED_ONLY[path] in (ROOT / 'setup.py').read_text(encoding='utf-8'), f'setup.py makes no {path}'
+        return
+    assert (ROOT / path).exists(), f'{rel(file)} names {path}, which is not in the repository'
+
+
+def test_the_readme_asks_for_the_oldest_python_setup_py_accepts():
+    required = re.search(r"python_requires='>=(3\.\d+)'", (ROOT / 'setup.py').read_text(encoding='utf-8'))
+    assert required, 'setup.py declares python_requires'
+    install = (ROOT / 'README.md').read_text(encoding='utf-8').split('## Install', 1)[1]
+    assert re.match(rf'\s*Python {re.escape(required.group(1))}\b', install), \
+        f'README.md#install names another oldest Python than setup.py ({required.group(1)})'
 
 
 def test_the_code_points_at_sections_by_anchor():
@@ -230,6 +286,17 @@ def test_pointer_patterns():
     assert CODE_POINTER.findall('see docs/training.md#exact-resume.') == ['docs/training.md#exact-resume']
     assert not OLD_POINTER.search('(docs/data.md#preparing-data)')
     assert OLD_POINTER.search('prepare the data (README, "Data preparation")')
+
+
+def test_paths_are_read_from_comments_and_docstrings():
+    source = ('"""Checked in tests/inference/test_tiling.py. See docs/<page>.md and tests/test_*.py."""\n'
+              'import os  # tests/test_made_up.py, and the folder esrgan_plugin/config/.\n'
+              'def f():\n'
+              '    """Written by esrgan_plugin/data/preparation.py."""\n'
+              "    return 'tests/in_a_string_only.py'\n")
+    assert paths_named(source) == [(1, 'tests/inference/test_tiling.py'), (2, 'tests/test_made_up.py'),
+                                   (2, 'esrgan_plugin/config'), (4, 'esrgan_plugin/data/preparation.py')]
+    assert [(ROOT / path).exists() for _, path in paths_named(source)] == [True, False, True, True]
 
 
 def test_a_pointer_resolves_only_to_an_existing_heading():

@@ -2,8 +2,8 @@
 
 The keywords are read with ``inspect.signature`` from basicsr's registries, so the plugin's generator, basicsr's
 losses and metrics, and classes registered later need no copy here. A ``type`` registered by neither basicsr nor
-the plugin (a user's own arch or loss) gets a section that accepts any key; ``config.checks`` warns that it is
-passed on unchecked. Optimizers and schedulers are the classes ``models.optimizers`` builds.
+the plugin (a user's own arch or loss) gets a section that accepts any key; ``config.cross_field_rules`` warns
+that it is passed on unchecked. Optimizers and schedulers are the classes ``models.optimizers`` builds.
 """
 from __future__ import annotations
 

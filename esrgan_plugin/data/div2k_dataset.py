@@ -146,8 +146,7 @@ class DIV2KPairedDataset(data.Dataset):
                 raise DataError(f'LQ {p.lq.key} is {lw}x{lh} but GT {p.gt.key} is {gw}x{gh}, which is not {s}x it; '
                                 'check scale, or rebuild the data with python -m esrgan_plugin.prepare_data.')
         if self.train:
-            if self.gt_size <= 0 or self.gt_size % s:
-                raise DataError(f'gt_size {self.gt_size} must be a positive multiple of scale {s}; change gt_size.')
+            assert self.gt_size > 0 and self.gt_size % s == 0, 'the checks: gt_size a positive multiple of scale'
             smallest = min(self.pairs, key=lambda p: min(p.gt.shape[:2]))
             if min(smallest.gt.shape[:2]) < self.gt_size:
                 h, w = smallest.gt.shape[:2]

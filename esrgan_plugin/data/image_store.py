@@ -31,6 +31,7 @@ import numpy as np
 
 from esrgan_plugin.errors import DataError
 
+# The image files read from a folder, by prepare_data, the datasets and infer (its --ext auto keeps the type).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 STORAGE_FORMATS = ('png', 'raw')
 META_INFO = 'meta_info.txt'

@@ -9,8 +9,8 @@ first cropped to a multiple of the scale at its bottom/right edge, so that
 every window, including the last one placed flush with the edge, lies on the
 LR pixel grid. LR comes from an official LR folder when given (DIV2K's
 ``0001x4.png`` naming or the HR file's own name), otherwise from MATLAB-style
-bicubic downscaling (``basicsr.utils.matlab_functions.imresize``), which is
-what the benchmark LR sets were made with; PIL/OpenCV bicubic differ from it.
+bicubic downscaling (``data.bicubic``), which is what the benchmark LR sets
+were made with; PIL/OpenCV bicubic differ from it.
 
 Test sets use ``whole_image``: one pair per image, no cutting.
 
@@ -34,9 +34,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional
 
-import numpy as np
-
 from esrgan_plugin import fileio
+from esrgan_plugin.data.bicubic import matlab_bicubic
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS, META_INFO, STORAGE_FORMATS, DataError, Entry, check_key, encode, image_size, list_images, meta_info_text, read_image
 
 # Commit the LMDB write transaction after this many values: large enough to be
@@ -102,14 +101,6 @@ def window_starts(length: int, crop: int, step: int, thresh: int) -> list[int]:
     if length - (starts[-1] + crop) > thresh:
         starts.append(length - crop)
     return starts
-
-
-def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
-    """uint8 image downscaled as MATLAB's ``imresize(im2double(img), 1/scale, 'bicubic')`` then ``im2uint8``."""
-    from basicsr.utils.matlab_functions import imresize
-
-    out = imresize(img.astype(np.float32) / 255.0, 1.0 / scale)
-    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
 def _find_lr(lr_dir: str, stem: str, scale: int) -> Optional[str]:
@@ -186,7 +177,7 @@ def _process_image(s: _Settings, job: _Job) -> list[_Piece]:
     hr = hr[:job.height, :job.width]
     lr_h, lr_w = job.height // s.scale, job.width // s.scale
     if job.lr_path is None:
-        lr = bicubic_downscale(hr, s.scale)
+        lr = matlab_bicubic(hr, 1.0 / s.scale)
     else:
         lr = read_image(job.lr_path)
         if lr.shape[:2] != (lr_h, lr_w):
@@ -313,8 +304,18 @@ def prepare(hr_dir: str,
     Raises:
         DataError: bad input or options, or an existing output without ``overwrite``; nothing is written then.
     """
-    from tqdm import tqdm
+    settings = _checked_settings(scale, crop, step, thresh, whole_image, lmdb, folders, storage, png_level)
+    targets = _output_targets(os.path.abspath(out_dir), settings.scale, lmdb, folders, overwrite)
+    jobs, num_pairs = _plan(os.path.abspath(hr_dir), lr_dir and os.path.abspath(lr_dir), settings)
+    workers = min(os.cpu_count() or 1, len(jobs)) if workers is None else max(1, min(int(workers), len(jobs)))
+    _write_outputs(jobs, num_pairs, settings, targets, workers, overwrite, progress)
+    return Prepared(targets.get('gt_lmdb'), targets.get('lq_lmdb'), targets.get('gt_folder'),
+                    targets.get('lq_folder'), num_pairs)
 
+
+def _checked_settings(scale: int, crop: int, step: int, thresh: int, whole_image: bool, lmdb: bool, folders: bool,
+                      storage: str, png_level: int) -> _Settings:
+    """The arguments of :func:`prepare` as settings; raises DataError for values that cannot work."""
     scale, crop, step, thresh = int(scale), int(crop), int(step), int(thresh)
     if scale < 1:
         raise DataError(f'scale must be a positive integer, got {scale}.')
@@ -332,9 +333,12 @@ def prepare(hr_dir: str,
         raise DataError('raw storage exists only inside LMDBs; write folders with PNG storage.')
     if not 0 <= int(png_level) <= 9:
         raise DataError(f'PNG compression level must be 0-9, got {png_level}.')
-    settings = _Settings(scale, crop, step, thresh, whole_image, storage, int(png_level))
+    return _Settings(scale, crop, step, thresh, whole_image, storage, int(png_level))
 
-    out_dir = os.path.abspath(out_dir)
+
+def _output_targets(out_dir: str, scale: int, lmdb: bool, folders: bool, overwrite: bool) -> dict[str, str]:
+    """The output paths by form (``gt_lmdb``, ``lq_folder``, ...), after finishing what an interrupted
+    ``--overwrite`` run left half replaced; existing outputs are refused without ``overwrite``."""
     if os.path.isdir(out_dir) and fileio.finish_replacing(out_dir):
         from basicsr.utils import get_root_logger
         get_root_logger().warning(f'completed the replacement of the outputs in {out_dir} that an interrupted '
@@ -349,38 +353,45 @@ def prepare(hr_dir: str,
     if existing and not overwrite:
         raise DataError(f'{existing[0]} already exists; pass --overwrite (overwrite=True) to replace it or choose '
                         'another output folder.')
+    return targets
 
-    jobs, num_pairs = _plan(os.path.abspath(hr_dir), lr_dir and os.path.abspath(lr_dir), settings)
 
-    workers = min(os.cpu_count() or 1, len(jobs)) if workers is None else max(1, min(int(workers), len(jobs)))
+def _lmdb_map_size(jobs: list[_Job], num_pairs: int, s: _Settings) -> int:
+    """Raw bytes bound the data (PNG never grows much past them), plus LMDB's per-value page rounding; the map
+    is a sparse file, so a generous bound costs no disk."""
+    gt_bytes = sum(j.height * j.width * 3 for j in jobs) if s.whole_image else num_pairs * s.crop * s.crop * 3
+    return 2 * gt_bytes + 2 * num_pairs * 8192 + (64 << 20)
+
+
+def _write_outputs(jobs: list[_Job], num_pairs: int, s: _Settings, targets: dict[str, str], workers: int,
+                   overwrite: bool, progress: bool) -> None:
+    """Process the jobs and write every output form inside ``.partial`` folders that replace ``targets`` together."""
+    from tqdm import tqdm
+
     with contextlib.ExitStack() as stack:
         # Workers first: forked before any LMDB is open, so no child inherits a live environment.
-        results = _results(jobs, settings, workers, stack)
+        results = _results(jobs, s, workers, stack)
         # All outputs replace the old ones together: a GT from this run never sits beside an LQ from another.
         partials = stack.enter_context(fileio.atomic_dirs(list(targets.values()), overwrite=overwrite))
         partial = {k: partials[os.path.abspath(p)] for k, p in targets.items()}
         build_id = secrets.token_hex(8)  # written into both meta_info.txt files; the dataset compares them
         dbs = {}
-        if lmdb:
-            # Raw bytes bound the data (PNG never grows much past them), plus LMDB's per-value page
-            # rounding; the map is a sparse file, so a generous bound costs no disk.
-            gt_bytes = (sum(j.height * j.width * 3 for j in jobs) if whole_image else num_pairs * crop * crop * 3)
-            map_size = 2 * gt_bytes + 2 * num_pairs * 8192 + (64 << 20)
+        if 'gt_lmdb' in targets:
+            map_size = _lmdb_map_size(jobs, num_pairs, s)
             for kind in ('gt', 'lq'):
                 db = _LmdbOut(partial[f'{kind}_lmdb'], targets[f'{kind}_lmdb'], map_size, build_id)
                 dbs[kind] = db
                 stack.callback(db.abort)
+        folders = 'gt_folder' in targets
         bar = stack.enter_context(tqdm(total=len(jobs), unit='image', desc='prepare', disable=not progress))
         for pieces in results:
             for p in pieces:
                 for kind, value, shape in (('gt', p.gt, p.gt_shape), ('lq', p.lq, p.lq_shape)):
                     if kind in dbs:
-                        dbs[kind].put(p.key, value, Entry(p.key, tuple(shape), storage, settings.png_level))
+                        dbs[kind].put(p.key, value, Entry(p.key, tuple(shape), s.storage, s.png_level))
                     if folders:
                         fileio.save_bytes(value, os.path.join(partial[f'{kind}_folder'], f'{p.key}.png'))
             bar.update(1)
         for db in dbs.values():
             db.finish()
     # leaving the ExitStack renamed every .partial folder to its final name, all together
-    return Prepared(targets.get('gt_lmdb'), targets.get('lq_lmdb'), targets.get('gt_folder'),
-                    targets.get('lq_folder'), num_pairs)

@@ -13,10 +13,8 @@ import cv2
 import numpy as np
 
 from esrgan_plugin import fileio
+from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS  # the pictures infer reads, as prepare_data does
 from esrgan_plugin.errors import UserFacingError
-
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
 
 
 class ImageReadError(UserFacingError):

@@ -63,15 +63,27 @@ def load_vgg19_features(weights: Optional[str], last_layer: str) -> nn.Sequentia
         get_root_logger().warning('Perceptual loss uses a RANDOMLY initialised VGG19 (vgg_weights: random); '
                                   'it stands in for the ImageNet weights and is no substitute for them.')
         return features
-    path = resolve_vgg19_path(weights)
+    return load_torchvision_features(features, resolve_vgg19_path(weights), 'VGG19', VGG19_URL, VGGWeightsMissing)
+
+
+def load_torchvision_features(features: nn.Sequential, path: str, title: str, url: str,
+                              error: type[UserFacingError]) -> nn.Sequential:
+    """``features``, the first layers of a torchvision network's ``.features``, with the ``features.*`` tensors
+    of torchvision's ImageNet file at ``path`` (read from disk, ``weights_only``); the perceptual loss and LPIPS
+    read their backbones this way.
+
+    Raises:
+        error: the file lacks a tensor, so it is not torchvision's ``title`` file; the message says to download
+            ``url`` again.
+    """
     state = torch.load(path, map_location='cpu', weights_only=True)
-    # Only the layers up to last_layer are used; the classifier (most of the file) is not.
+    # Only the layers in features are used; the classifier (most of the file) is not.
     wanted = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
     wanted = {k: v for k, v in wanted.items() if int(k.split('.')[0]) < len(features)}
     missing = [k for k in features.state_dict() if k not in wanted]
     if missing:
-        raise VGGWeightsMissing(f'{path} is not torchvision\'s VGG19 file: it lacks features.{missing[0]}; '
-                                f'download {VGG19_URL} again.')
+        raise error(f'{path} is not torchvision\'s {title} file: it lacks features.{missing[0]}; download {url} '
+                    'again.')
     features.load_state_dict(wanted)
     return features
 

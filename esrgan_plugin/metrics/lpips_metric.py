@@ -6,7 +6,7 @@ squared differences per channel with linear layers fitted to human judgements, a
 over depths: 0 for identical images, larger for more different ones (lower is better).
 
 This is a thin re-implementation of the ``lpips`` package's v0.1 metric (its numbers to 1e-6, see
-tests/test_lpips_metric.py), written so that every weight comes from a local file and nothing is downloaded:
+tests/metrics/test_lpips_metric.py), written so that every weight comes from a local file and nothing is downloaded:
 
 * the backbone is torchvision's ImageNet file, at torchvision's cache location
   (``$TORCH_HOME/hub/checkpoints/``) or ``backbone_weights``; only its ``features.*`` tensors are used;
@@ -30,6 +30,7 @@ from torch import nn
 from torchvision.models import alexnet, vgg16
 
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.losses.perceptual_loss import load_torchvision_features
 
 
 class LPIPSWeightsMissing(UserFacingError):
@@ -96,15 +97,9 @@ class LPIPS(nn.Module):
         super().__init__()
         backbone = BACKBONES[net]
         self.taps = backbone.taps
-        self.features = backbone.build(weights=None).features[:backbone.taps[-1] + 1]
-        state = torch.load(backbone_path, map_location='cpu', weights_only=True)
-        wanted = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
-        wanted = {k: v for k, v in wanted.items() if int(k.split('.')[0]) < len(self.features)}
-        missing = [k for k in self.features.state_dict() if k not in wanted]
-        if missing:
-            raise LPIPSWeightsMissing(f'{backbone_path} is not torchvision\'s {backbone.title} file: it lacks '
-                                      f'features.{missing[0]}; download {MODELS_URL}{backbone.filename} again.')
-        self.features.load_state_dict(wanted)
+        self.features = load_torchvision_features(backbone.build(weights=None).features[:backbone.taps[-1] + 1],
+                                                  backbone_path, backbone.title, MODELS_URL + backbone.filename,
+                                                  LPIPSWeightsMissing)
         linear = torch.load(linear_path, map_location='cpu', weights_only=True)
         # The lpips package stores each linear layer as lin<k>.model = (Dropout, Conv2d 1x1 without bias).
         keys = [f'lin{k}.model.1.weight' for k in range(len(backbone.channels))]

@@ -18,9 +18,9 @@ from typing import Mapping, Optional
 
 import cv2
 import numpy as np
-from basicsr.utils.matlab_functions import imresize
 
 from esrgan_plugin import fileio
+from esrgan_plugin.data.bicubic import matlab_bicubic
 from esrgan_plugin.metrics import evaluation
 
 CROP = 128  # ground-truth pixels per side of the detailed region
@@ -77,9 +77,8 @@ def detailed_region(gt: np.ndarray, size: int, scale: int, stride: Optional[int]
 
 
 def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB-style bicubic (basicsr's imresize, as the LR images were made), uint8."""
-    up = imresize(lq.astype(np.float64) / 255.0, scale)
-    return np.clip(np.round(up * 255.0), 0, 255).astype(np.uint8)
+    """The page's bicubic baseline: ``lq`` enlarged by ``scale`` as the LR images were made (``data.bicubic``)."""
+    return matlab_bicubic(lq, scale)
 
 
 def _rel(path: str, root: str) -> str:

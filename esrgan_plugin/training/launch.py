@@ -19,6 +19,24 @@ from basicsr.utils.dist_util import get_dist_info
 from esrgan_plugin.training.distributed import collective, process_group_timeout
 
 
+def dataset_phase(name: str) -> str:
+    """The phase basicsr's launcher gives the dataset named ``name``: the text before the first ``_`` (``train``;
+    ``val``, ``val_1``, ``val_set14``: ``val``). A training file may name only ``train`` and ``val*`` datasets."""
+    return str(name).split('_')[0]
+
+
+def experiment_folders(root: str, name: str, is_train: bool) -> dict:
+    """The ``path`` keys basicsr's launcher sets: ``experiments/<name>/...`` (training) or ``results/<name>/...``
+    (testing) under ``root``."""
+    if is_train:
+        experiment = os.path.join(root, 'experiments', name)
+        return {'experiments_root': experiment, 'models': os.path.join(experiment, 'models'),
+                'training_states': os.path.join(experiment, 'training_states'), 'log': experiment,
+                'visualization': os.path.join(experiment, 'visualization')}
+    results = os.path.join(root, 'results', name)
+    return {'results_root': results, 'log': results, 'visualization': os.path.join(results, 'visualization')}
+
+
 class Launch(NamedTuple):
     """The command-line arguments basicsr's launcher reads besides the option file."""
     launcher: str = 'none'  # 'none', 'pytorch' (torchrun) or 'slurm'
@@ -57,7 +75,7 @@ def launch_options(opt: dict, launch: Launch, root: str, is_train: bool) -> dict
     if opt['num_gpu'] == 'auto':
         opt['num_gpu'] = torch.cuda.device_count()
     for phase, dataset in opt['datasets'].items():
-        dataset['phase'] = phase.split('_')[0]  # val_1, val_set14, ...: phase val
+        dataset['phase'] = dataset_phase(phase)
         if 'scale' in opt:
             dataset['scale'] = opt['scale']
         for key in ('dataroot_gt', 'dataroot_lq'):
@@ -66,17 +84,10 @@ def launch_options(opt: dict, launch: Launch, root: str, is_train: bool) -> dict
     for key, value in opt['path'].items():
         if value is not None and ('resume_state' in key or 'pretrain_network' in key):
             opt['path'][key] = os.path.expanduser(value)
-    if is_train:
-        experiment = os.path.join(root, 'experiments', opt['name'])
-        opt['path'].update(experiments_root=experiment, models=os.path.join(experiment, 'models'),
-                           training_states=os.path.join(experiment, 'training_states'), log=experiment,
-                           visualization=os.path.join(experiment, 'visualization'))
-        if 'debug' in opt['name']:  # basicsr's debug mode: everything happens within a few iterations
-            if 'val' in opt:
-                opt['val']['val_freq'] = 8
-            opt['logger']['print_freq'] = 1
-            opt['logger']['save_checkpoint_freq'] = 8
-    else:
-        results = os.path.join(root, 'results', opt['name'])
-        opt['path'].update(results_root=results, log=results, visualization=os.path.join(results, 'visualization'))
+    opt['path'].update(experiment_folders(root, opt['name'], is_train))
+    if is_train and 'debug' in opt['name']:  # basicsr's debug mode: everything happens within a few iterations
+        if 'val' in opt:
+            opt['val']['val_freq'] = 8
+        opt['logger']['print_freq'] = 1
+        opt['logger']['save_checkpoint_freq'] = 8
     return opt

@@ -40,6 +40,7 @@ from basicsr.utils.options import dict2str
 from esrgan_plugin import fileio
 from esrgan_plugin.training import distributed, resume
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.training.launch import dataset_phase
 from esrgan_plugin.training.run_lock import ExperimentLock
 from esrgan_plugin.training.stop_signals import StopSignals
 from esrgan_plugin.training.train_data import (WorkerSignals, build_evaluation_loader, build_train_loader,
@@ -157,23 +158,18 @@ def _build_data(opt: dict, worker_signals: WorkerSignals, logger: logging.Logger
                 f'\n\tTotal iters: {int(opt["train"]["total_iter"])}.')
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
-        if phase.split('_')[0] == 'val':
+        if dataset_phase(phase) == 'val':  # the checks allow only train and val* in a training file
             val_set = build_dataset(dataset_opt)
             val_loaders.append(build_evaluation_loader(val_set, dataset_opt, worker_signals))
             logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
-        elif phase != 'train':
-            raise UserFacingError(f'datasets.{phase}: phases are "train" and "val" (or val_1, val_2, ...)')
     return loader, sampler, val_loaders
 
 
 def _prefetcher(loader, opt: dict):
-    mode = opt['datasets']['train'].get('prefetch_mode')
-    if mode == 'cuda':
-        if not opt['datasets']['train'].get('pin_memory'):
-            raise UserFacingError('datasets.train.prefetch_mode "cuda" needs datasets.train.pin_memory: true')
+    train_opt = opt['datasets']['train']  # the checks allow prefetch_mode ~, cpu or cuda
+    if train_opt.get('prefetch_mode') == 'cuda':
+        assert train_opt.get('pin_memory'), 'the checks: prefetch_mode cuda needs pin_memory: true'
         return CUDAPrefetcher(loader, opt)
-    if mode not in (None, 'cpu'):
-        raise UserFacingError(f'datasets.train.prefetch_mode {mode!r}: use ~ (none), "cpu" or "cuda"')
     return CPUPrefetcher(loader)
 
 

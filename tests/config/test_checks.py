@@ -13,8 +13,9 @@ from esrgan_plugin import schema
 from esrgan_plugin.config import registered_sections
 from esrgan_plugin.config.checks import check_options, read_options
 from esrgan_plugin.config.option_file import apply_overrides, load_yaml, parse_override_value
+from esrgan_plugin.training.launch import dataset_phase
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_command
 from builders import train_options
 
 SHIPPED = sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml')))
@@ -106,6 +107,8 @@ def test_a_complete_file_has_no_problems(no_cuda):
     ('dist_params.timeout', 0, 'o.yml: dist_params.timeout: must be >= 1, got 0'),
     # what one option says about another
     ('datasets.val.gt_size', 30, 'o.yml: datasets.val.gt_size: 30 is not a multiple of scale 4; use e.g. 28'),
+    ('datasets.train.prefetch_mode', 'cuda', "o.yml: datasets.train.prefetch_mode: 'cuda' needs "
+     'datasets.train.pin_memory: true; set pin_memory: true, or use prefetch_mode cpu or ~'),
     ('network_d.input_size', 64, 'o.yml: network_d.input_size: 64 does not match datasets.train.gt_size 32'),
     ('train.scheduler.milestones', [80, 50], 'o.yml: train.scheduler.milestones: [80, 50] is not increasing'),
     ('train.accumulate', 3, 'o.yml: train.accumulate: 3 does not divide datasets.train.batch_size_per_gpu 2 into '
@@ -123,6 +126,49 @@ def test_each_mistake_is_one_line_saying_what_to_do(no_cuda, path, value, expect
     lines = errors(changed(path, value))
     assert len(lines) == 1, lines
     assert lines[0].startswith(expected), lines
+
+
+def test_the_cuda_prefetcher_with_pinned_memory_passes_and_a_test_file_ignores_prefetching(no_cuda):
+    opt = changed('datasets.train.prefetch_mode', 'cuda')
+    opt['datasets']['train']['pin_memory'] = True
+    assert errors(opt) == []
+    opt = changed('datasets.val.prefetch_mode', 'cuda')  # only the training loader prefetches
+    assert errors(opt, is_train=False) == [] and errors(opt) == []
+
+
+def test_a_train_patch_size_off_the_scale_is_one_line(no_cuda):
+    opt = changed('datasets.train.gt_size', 30)
+    opt['network_d']['input_size'] = 30
+    assert errors(opt) == ['o.yml: datasets.train.gt_size: 30 is not a multiple of scale 4; use e.g. 28']
+
+
+@pytest.mark.parametrize('name, phase', [('train', 'train'), ('val', 'val'), ('val_1', 'val'),
+                                         ('val_set14', 'val'), ('test_x', 'test')])
+def test_a_datasets_phase_is_its_name_before_the_first_underscore(name, phase):
+    assert dataset_phase(name) == phase
+
+
+@pytest.mark.parametrize('is_train, expected', [
+    (True, {'experiments_root': '/r/experiments/e', 'models': '/r/experiments/e/models', 'log': '/r/experiments/e',
+            'training_states': '/r/experiments/e/training_states',
+            'visualization': '/r/experiments/e/visualization'}),
+    (False, {'results_root': '/r/results/e', 'log': '/r/results/e', 'visualization': '/r/results/e/visualization'}),
+])
+def test_the_checks_expect_the_folders_and_phases_the_launcher_sets(monkeypatch, is_train, expected):
+    from esrgan_plugin.training import launch
+    monkeypatch.setattr(launch, 'set_random_seed', lambda seed: None)
+    opt = train_options()
+    opt['name'] = 'e'
+    opt['datasets']['val_set14'] = opt['datasets'].pop('val')
+    launched = launch.launch_options(opt, launch.Launch(), '/r', is_train)
+    assert {key: launched['path'][key] for key in expected} == expected
+    assert {phase: dataset['phase'] for phase, dataset in launched['datasets'].items()} == \
+        {'train': 'train', 'val_set14': 'val'}
+    for keys, value in option_check.launcher_values(opt, is_train, '/r').items():
+        node = launched
+        for key in keys:
+            node = node[key]
+        assert node == value, keys
 
 
 @pytest.mark.parametrize('section', ['datasets', 'network_g', 'train', 'path', 'logger'])
@@ -243,32 +289,33 @@ def test_json_schema_validates_shipped_files_with_an_independent_validator(tmp_p
     assert list(validator.iter_errors(changed('network_g.num_blocks', 2)))
 
 
-# ----------------------------------------------------------------------------- through the real commands
-def _run(module, tmp_path, *args):
-    import subprocess
+# ----------------------------------------------------------------------------- through the commands, in this process
+def _run(command, tmp_path, monkeypatch, capsys, *args):
+    """``python -m esrgan_plugin.<command> *args`` run in ``tmp_path``, without a CUDA device."""
+    import importlib
 
-    from conftest import PYTHON, subprocess_env
-    env = subprocess_env()
-    env['CUDA_VISIBLE_DEVICES'] = ''
-    return subprocess.run([PYTHON, '-m', module, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    return run_command(capsys, importlib.import_module(f'esrgan_plugin.{command}').main, *args)
 
 
 def _nothing_written(tmp_path):
     return not any((tmp_path / name).exists() for name in ('experiments', 'results', 'tb_logger'))
 
 
-@pytest.mark.parametrize('module', ['esrgan_plugin.train', 'esrgan_plugin.test'])
-def test_the_commands_list_every_problem_and_exit_2_before_writing_anything(tmp_path, module):
+@pytest.mark.parametrize('command', ['train', 'test'])
+def test_the_commands_list_every_problem_and_exit_2_before_writing_anything(tmp_path, monkeypatch, capsys, command):
     opt = train_options()
     opt['manual_sed'] = 0
     opt['datasets']['val']['use_hflip'] = 'no'
     for name in ('gt', 'lq', 'gt.lmdb', 'lq.lmdb'):
         (tmp_path / name).mkdir()
     (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
-    run = _run(module, tmp_path, '-opt', 'o.yml', '--force_yml', 'train:ema_decy=0.9', 'num_gpu=0')
-    assert run.returncode == 2, run.stderr
-    lines = run.stderr.splitlines()
+    run = _run(command, tmp_path, monkeypatch, capsys, '-opt', 'o.yml', '--force_yml', 'train:ema_decy=0.9',
+               'num_gpu=0')
+    assert run.code == 2, run.err
+    lines = run.err.splitlines()
     assert 'error: o.yml: manual_sed: unknown option; did you mean manual_seed?' in lines
     assert ("error: o.yml: datasets.val.use_hflip: expected true or false, got 'no' (text); write true or false "
             'without quotes') in lines
@@ -277,11 +324,31 @@ def test_the_commands_list_every_problem_and_exit_2_before_writing_anything(tmp_
     assert 'error: LMDB gt.lmdb has no data.mdb; rebuild it with python -m esrgan_plugin.prepare_data (with ' \
         '--overwrite) or copy gt.lmdb again from an intact source.' in lines
     assert lines[-1] == '4 problems in the options; nothing was run or written'
-    assert 'Traceback' not in run.stderr
+    assert 'Traceback' not in run.err
     assert _nothing_written(tmp_path)
 
 
-def test_lr_written_2e_4_trains_with_lr_2e_4(tmp_path):
+def test_the_rules_the_run_relies_on_stop_the_train_command_with_one_line_each(tmp_path, monkeypatch, capsys):
+    opt = train_options()
+    opt['datasets']['train'].update(prefetch_mode='cuda', gt_size=30)
+    opt['network_d']['input_size'] = 30
+    opt['datasets']['train_2'] = opt['datasets']['val']
+    for name in ('gt', 'lq'):
+        (tmp_path / name).mkdir()
+    (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
+    run = _run('train', tmp_path, monkeypatch, capsys, '-opt', 'o.yml', '--force_yml',
+               'datasets:train:io_backend:type=disk', 'datasets:train:dataroot_gt=gt', 'datasets:train:dataroot_lq=lq')
+    assert run.code == 2, run.err
+    assert run.err.splitlines() == [
+        'error: o.yml: datasets.train_2: in a training file a dataset is named train, val or val_<anything>; rename it',
+        "error: o.yml: datasets.train.prefetch_mode: 'cuda' needs datasets.train.pin_memory: true; set pin_memory: "
+        'true, or use prefetch_mode cpu or ~',
+        'error: o.yml: datasets.train.gt_size: 30 is not a multiple of scale 4; use e.g. 28',
+        '3 problems in the options; nothing was run or written']
+    assert _nothing_written(tmp_path)
+
+
+def test_lr_written_2e_4_trains_with_lr_2e_4(tmp_path, monkeypatch, capsys):
     from builders import make_lmdb_pair
     gt, lq = make_lmdb_pair(tmp_path / 'data', count=2)
     opt = train_options()
@@ -293,17 +360,22 @@ def test_lr_written_2e_4_trains_with_lr_2e_4(tmp_path):
     opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False}
     (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt).replace('lr: LR', 'lr: 2e-4'))
     assert 'lr: 2e-4\n' in (tmp_path / 'o.yml').read_text()  # unquoted: a string to plain PyYAML
-    run = _run('esrgan_plugin.train', tmp_path, '-opt', 'o.yml')
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = _run('train', tmp_path, monkeypatch, capsys, '-opt', 'o.yml')
+    assert run.code == 0, run.err[-3000:]
     state = torch.load(tmp_path / 'experiments' / 'tiny' / 'training_states' / '1.state', weights_only=True)
     assert state['optimizers'][0]['param_groups'][0]['lr'] == 2e-4
 
 
-def test_committed_json_schema_is_what_the_command_writes(tmp_path):
-    run = _run('esrgan_plugin.schema', tmp_path)
-    assert run.returncode == 0, run.stderr
+def test_committed_json_schema_is_what_the_command_writes(tmp_path, monkeypatch, capsys):
+    from basicsr.utils import registry
+    for names in (registry.ARCH_REGISTRY, registry.DATASET_REGISTRY, registry.LOSS_REGISTRY, registry.METRIC_REGISTRY,
+                  registry.MODEL_REGISTRY):  # as a user's process has them: without the classes tests register
+        monkeypatch.setattr(names, '_obj_map', {name: obj for name, obj in names._obj_map.items()
+                                                if registered_sections.is_ours_or_basicsrs(obj)})
+    run = _run('schema', tmp_path, monkeypatch, capsys)
+    assert run.code == 0, run.err
     with open(os.path.join(REPO_ROOT, 'esrgan_options.schema.json'), encoding='utf-8') as f:
-        assert json.loads(run.stdout) == json.load(f), \
+        assert json.loads(run.out) == json.load(f), \
             'regenerate it: python -m esrgan_plugin.schema > esrgan_options.schema.json'
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from basicsr.utils.matlab_functions import imresize
 
-from conftest import PYTHON, REPO_ROOT, subprocess_env
+from conftest import PYTHON, REPO_ROOT, run_command, subprocess_env
 from esrgan_plugin import prepare_data
 from esrgan_plugin.data import preparation
 from esrgan_plugin.data.image_store import DataError, read_meta_info
@@ -235,25 +235,16 @@ def test_set14_whole_image_lr_matches_published_lr(tmp_path, shared_data):
     assert off <= 1e-4 * total
 
 
-def test_cli_help(tmp_path):
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.prepare_data', '-h'], capture_output=True, text=True,
-                            env=subprocess_env(), timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert '--lr-dir' in result.stdout and '--whole-image' in result.stdout and '--overwrite' in result.stdout
-
-
-def _run_cli(argv, capsys):
-    from esrgan_plugin.cli import run_main
-
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(prepare_data.main, argv)
-    return exit_info.value.code, capsys.readouterr()
+def test_cli_help(capsys):
+    result = run_command(capsys, prepare_data.main, '-h')
+    assert result.code == 0, result.err
+    assert '--lr-dir' in result.out and '--whole-image' in result.out and '--overwrite' in result.out
 
 
 def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
-    code, captured = _run_cli([str(tmp_path / 'nope'), str(tmp_path / 'o')], capsys)
-    assert code == 1
-    assert captured.err.startswith('error: HR folder') and captured.err.count('\n') == 1
+    result = run_command(capsys, prepare_data.main, tmp_path / 'nope', tmp_path / 'o')
+    assert result.code == 1
+    assert result.err.startswith('error: HR folder') and result.err.count('\n') == 1
     assert not (tmp_path / 'o').exists()
 
 
@@ -261,22 +252,22 @@ def test_cli_script_builds_databases_and_refuses_to_overwrite(tmp_path, capsys):
     (tmp_path / 'hr').mkdir()
     cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), _random_image(100, 80))
     args = [str(tmp_path / 'hr'), str(tmp_path / 'o'), '--crop', '48', '--step', '24', '--workers', '2']
-    # the script from a clone, as a user runs it
+    # the script from a clone, as a user runs it: a real process, since the script hands over to python -m
     result = subprocess.run([PYTHON, os.path.join(REPO_ROOT, 'scripts', 'prepare_data.py')] + args,
                             capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert '12 pairs written' in result.stdout
     assert [e.shape for e in read_meta_info(str(tmp_path / 'o' / 'lq_x4.lmdb'))] == [(12, 12, 3)] * 12
-    code, captured = _run_cli(args, capsys)
-    assert code == 1 and 'already exists; pass --overwrite' in captured.err
+    again = run_command(capsys, prepare_data.main, *args)
+    assert again.code == 1 and 'already exists; pass --overwrite' in again.err
 
 
 def test_parallel_prepare_after_the_caller_used_threads(tmp_path):
-    """A caller whose OpenCV/torch thread pools are running (like the demo) must not hang the workers."""
-    import subprocess
+    """A caller whose OpenCV/torch thread pools are running (like the demo) must not hang the workers.
+
+    A child interpreter: the caller's thread pools are the point, started afresh with default thread counts."""
     import textwrap
 
-    from conftest import PYTHON, subprocess_env
     code = textwrap.dedent(f'''
         import cv2, numpy as np, torch, esrgan_plugin
         from esrgan_plugin.data.preparation import prepare

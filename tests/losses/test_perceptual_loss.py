@@ -43,5 +43,7 @@ def test_paper_layer_is_conv5_4_before_relu():
 
 def test_truncated_vgg_file_is_refused(tmp_path):
     torch.save({'features.0.weight': torch.zeros(64, 3, 3, 3)}, tmp_path / 'v.pth')
-    with pytest.raises(VGGWeightsMissing, match='lacks'):
+    with pytest.raises(VGGWeightsMissing) as refused:
         ESRGANPerceptualLoss(layer='conv1_2', vgg_weights=str(tmp_path / 'v.pth'))
+    assert str(refused.value) == (f"{tmp_path / 'v.pth'} is not torchvision's VGG19 file: it lacks features.0.bias; "
+                                  'download https://download.pytorch.org/models/vgg19-dcbb9e9d.pth again.')

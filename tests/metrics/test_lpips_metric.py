@@ -1,6 +1,5 @@
 """LPIPS: equal to the lpips package on the same (random) weights, local files only, one-line errors when missing."""
 import os
-import subprocess
 
 import cv2
 import numpy as np
@@ -8,7 +7,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import PYTHON, REPO_ROOT, subprocess_env
+from conftest import REPO_ROOT, run_command
+from esrgan_plugin import test as test_command
 from esrgan_plugin.metrics import lpips_metric
 from eval_fixtures import make_test_set, save_alexnet_trunk
 
@@ -70,6 +70,16 @@ def test_vgg_from_an_explicit_path_equals_lpips_package(tmp_path):
     assert got == pytest.approx(reference_value(reference, img, img2), abs=1e-5) and got > 1e-3
 
 
+def test_a_backbone_file_without_the_tapped_layers_is_refused(tmp_path):
+    torch.save({'features.0.weight': torch.zeros(64, 3, 11, 11), 'features.0.bias': torch.zeros(64)},
+               tmp_path / 'alex.pth')
+    with pytest.raises(lpips_metric.LPIPSWeightsMissing) as refused:
+        lpips_metric.LPIPS('alex', str(tmp_path / 'alex.pth'), str(tmp_path / 'unread.pth'))
+    assert str(refused.value) == (f"{tmp_path / 'alex.pth'} is not torchvision's AlexNet file: it lacks "
+                                  'features.3.weight; download '
+                                  'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth again.')
+
+
 def test_missing_backbone_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
     expected = str(tmp_path / 'empty' / 'hub' / 'checkpoints' / 'alexnet-owt-7be5be79.pth')
@@ -83,7 +93,7 @@ def test_missing_backbone_is_one_clear_error(tmp_path, monkeypatch):
         lpips_metric.resolve_weights('alex', str(tmp_path / 'alex.pth'), lpips_weights='/nowhere/alex.pth')
 
 
-def test_the_test_command_stops_before_any_folder_when_lpips_weights_are_missing(tmp_path):
+def test_the_test_command_stops_before_any_folder_when_lpips_weights_are_missing(tmp_path, monkeypatch, capsys):
     gt_dir, lq_dir = make_test_set(tmp_path / 'data')
     torch.save({'params': {}}, tmp_path / 'net.pth')
     with open(os.path.join(REPO_ROOT, 'options', 'test_set14.yml'), encoding='utf-8') as f:
@@ -92,13 +102,13 @@ def test_the_test_command_stops_before_any_folder_when_lpips_weights_are_missing
     opt['path']['pretrain_network_g'] = str(tmp_path / 'net.pth')
     opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips', 'net': 'alex', 'crop_border': 4}
     (tmp_path / 'opt.yml').write_text(yaml.safe_dump(opt))
-    env = {**subprocess_env(), 'TORCH_HOME': str(tmp_path / 'no_torch_home')}
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'no_torch_home'))
     run = tmp_path / 'run'
     run.mkdir()
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.test', '-opt', str(tmp_path / 'opt.yml')],
-                            capture_output=True, text=True, env=env, timeout=120, cwd=run)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith('error: the AlexNet weights for the LPIPS metric are not at '), result.stderr
-    assert 'alexnet-owt-7be5be79.pth' in lines[-1] and 'Traceback' not in result.stderr
+    monkeypatch.chdir(run)
+    result = run_command(capsys, test_command.main, '-opt', tmp_path / 'opt.yml')
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert lines[-1].startswith('error: the AlexNet weights for the LPIPS metric are not at '), result.err
+    assert 'alexnet-owt-7be5be79.pth' in lines[-1] and 'Traceback' not in result.err
     assert os.listdir(run) == []  # no results/ folder, no log

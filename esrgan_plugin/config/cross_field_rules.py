@@ -1,0 +1,195 @@
+"""What one option says about another, what a command needs, and what is passed on unchecked."""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from esrgan_plugin.config.problems import EXAMPLE, Problem, get, is_number, mapping, warning
+from esrgan_plugin.config.registered_sections import is_ours_or_basicsrs, registered
+from esrgan_plugin.config.sections import DATASET_SECTIONS
+from esrgan_plugin.training.launch import dataset_phase
+
+GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
+# Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
+TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
+                    'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
+                    'PairedImageDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size', 'use_hflip',
+                                           'use_rot')}
+
+
+def _arch_default(section: dict, keyword: str) -> Any:
+    """``section[keyword]``, or the registered class's default for it when the file leaves it out."""
+    if keyword in section:
+        return section[keyword]
+    from basicsr.utils.registry import ARCH_REGISTRY
+    arch = registered(ARCH_REGISTRY).get(section.get('type'))
+    if arch is None:
+        return None
+    parameter = inspect.signature(arch).parameters.get(keyword)
+    return None if parameter is None or parameter.default is parameter.empty else parameter.default
+
+
+def cross_field_problems(opt: dict, is_train: bool) -> list:
+    """What one option says about another, and the sections a command needs."""
+    problems = _needed_for_training(opt) + _prefetch(opt) if is_train else _needed_for_testing(opt)
+    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt)
+
+
+def _needed_for_training(opt: dict) -> list:
+    problems, datasets = [], mapping(opt, 'datasets')
+    for section in ('train', 'logger'):
+        if section not in opt:
+            problems.append(Problem((section,), f'required section is missing; add it (see {EXAMPLE[True]})'))
+    if opt.get('network_g') is None or get(opt, 'network_g', 'type') == 'auto':
+        problems.append(Problem(('network_g',), "training needs the generator's architecture; add network_g with "
+                                'its type'))
+    if datasets and 'train' not in datasets:
+        problems.append(Problem(('datasets', 'train'), 'a training file needs a dataset named train; add it'))
+    for phase in datasets:  # basicsr's launcher: exactly "train", or val, val_1, val_set14, ...
+        if phase != 'train' and dataset_phase(phase) != 'val':
+            problems.append(Problem(('datasets', phase), 'in a training file a dataset is named train, val or '
+                                    'val_<anything>; rename it'))
+    train_set = datasets.get('train')
+    if isinstance(train_set, dict):
+        for key in TRAIN_PHASE_KEYS.get(train_set.get('type'), TRAIN_PHASE_KEYS[None]):
+            if key not in train_set:
+                problems.append(Problem(('datasets', 'train', key), 'required option of the train dataset is '
+                                        'missing; add it'))
+    if isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
+        problems.append(Problem(('val', 'val_freq'), 'required option is missing when training; add it (e.g. 5000)'))
+    if opt.get('model_type') in GAN_MODELS:
+        for keys in (('network_d',), ('train', 'optim_d'), ('train', 'gan_opt')):
+            if isinstance(get(opt, *keys[:-1]), dict) and get(opt, *keys) is None:
+                problems.append(Problem(keys, f'{opt["model_type"]} trains a discriminator and needs this; add it '
+                                        '(see options/train_ESRGAN_x4.yml)'))
+    elif isinstance(opt.get('train'), dict) and not any(opt['train'].get(k) for k in ('pixel_opt', 'perceptual_opt')):
+        problems.append(Problem(('train', 'pixel_opt'), 'no loss is set; add pixel_opt (e.g. {type: L1Loss}) or '
+                                'perceptual_opt'))
+    return problems
+
+
+def _needed_for_testing(opt: dict) -> list:
+    if 'val' in opt:
+        return []
+    return [Problem(('val',), f'required section is missing; add it with save_img and metrics (see {EXAMPLE[False]})')]
+
+
+def _sizes(opt: dict, is_train: bool) -> list:
+    """Patch sizes against the scale; the generator's scale and the discriminator's input size against the data."""
+    problems, datasets = [], mapping(opt, 'datasets')
+    scale = opt.get('scale') if is_number(opt.get('scale')) and opt['scale'] > 0 else None
+    for phase, dataset in datasets.items():
+        gt_size = get(dataset, 'gt_size')
+        if scale and is_number(gt_size) and gt_size % scale:
+            problems.append(Problem(('datasets', phase, 'gt_size'), f'{gt_size} is not a multiple of scale {scale}; '
+                                    f'use e.g. {max(scale, gt_size // scale * scale)}'))
+    network_g, network_d = mapping(opt, 'network_g'), mapping(opt, 'network_d')
+    net_scale = _arch_default(network_g, 'scale')
+    if scale and is_number(net_scale) and net_scale != scale:
+        where = '' if 'scale' in network_g else ' (its default)'
+        problems.append(Problem(('network_g', 'scale'), f'{net_scale}{where} does not match scale {scale}, the scale '
+                                'of the data; set both to the same value'))
+    gt_size, input_size = get(datasets, 'train', 'gt_size'), _arch_default(network_d, 'input_size')
+    if is_train and is_number(gt_size) and is_number(input_size) and input_size != gt_size:
+        where = '' if 'input_size' in network_d else ' (its default)'
+        problems.append(Problem(('network_d', 'input_size'), f'{input_size}{where} does not match '
+                                f'datasets.train.gt_size {gt_size}; the discriminator sees gt_size patches, set both '
+                                'to the same value'))
+    return problems
+
+
+def _schedule(opt: dict) -> list:
+    problems, keys = [], ('train', 'scheduler', 'milestones')
+    milestones, total_iter = get(opt, *keys), get(opt, 'train', 'total_iter')
+    if isinstance(milestones, list) and milestones and all(is_number(m) for m in milestones):
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            problems.append(Problem(keys, f'{milestones} is not increasing; list the iterations in order'))
+        if is_number(total_iter) and max(milestones) >= total_iter:
+            problems.append(warning(keys, f'{max(milestones)} is not below total_iter {total_iter}; the learning '
+                                    'rate never changes there (lower it to use it)'))
+    if not is_number(total_iter):
+        return problems
+    ends = {('val', 'val_freq'): 'validation runs once, at the end',
+            ('logger', 'save_checkpoint_freq'): 'the networks are saved once, at the end',
+            ('logger', 'print_freq'): 'no loss is logged'}
+    for keys, effect in ends.items():
+        freq = get(opt, *keys)
+        if is_number(freq) and freq > total_iter:
+            problems.append(warning(keys, f'{freq:g} is past total_iter {total_iter:g}: {effect} (lower it to '
+                                    'use it)'))
+    return problems
+
+
+def _prefetch(opt: dict) -> list:
+    """basicsr's CUDA prefetcher copies batches from pinned memory, so the training loader must pin it."""
+    train_set = mapping(opt, 'datasets', 'train')
+    if train_set.get('prefetch_mode') != 'cuda' or train_set.get('pin_memory') is True:
+        return []
+    return [Problem(('datasets', 'train', 'prefetch_mode'), "'cuda' needs datasets.train.pin_memory: true; set "
+                    'pin_memory: true, or use prefetch_mode cpu or ~')]
+
+
+def _accumulation(opt: dict) -> list:
+    """``train.accumulate`` splits each process's batch into equal micro-batches, so it must divide it."""
+    accumulate, batch = get(opt, 'train', 'accumulate'), get(opt, 'datasets', 'train', 'batch_size_per_gpu')
+    if type(accumulate) is not int or type(batch) is not int or accumulate < 1 or batch < 1 or batch % accumulate == 0:
+        return []
+    divisors = [n for n in range(1, batch + 1) if batch % n == 0]
+    return [Problem(('train', 'accumulate'), f'{accumulate} does not divide datasets.train.batch_size_per_gpu '
+                    f'{batch} into equal micro-batches; use a divisor of it ({", ".join(map(str, divisors))}) or '
+                    'change the batch size')]
+
+
+def _devices(opt: dict) -> list:
+    num_gpu = opt.get('num_gpu')
+    if not is_number(num_gpu) or num_gpu <= 0:
+        return []
+    import torch
+    available = torch.cuda.device_count()
+    if num_gpu <= available:
+        return []
+    where = 'no CUDA device is available here' if not available else f'only {available} CUDA device(s) here'
+    return [Problem(('num_gpu',), f'{num_gpu} but {where}; set num_gpu: auto (all CUDA devices, the CPU without '
+                    'CUDA)')]
+
+
+def missing_files(opt: dict, pretrained: bool = True) -> list:
+    """Data folders and (``pretrained``) checkpoints must exist; paths are relative to the current directory."""
+    problems = []
+    for phase, dataset in mapping(opt, 'datasets').items():
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            root = get(dataset, key)
+            if isinstance(root, str) and not os.path.exists(os.path.expanduser(root)):
+                problems.append(Problem(('datasets', phase, key), f'{root} does not exist; prepare the data '
+                                        '(docs/data.md#preparing-data) or fix the path'))
+    for key, value in mapping(opt, 'path').items():
+        if pretrained and str(key).startswith('pretrain_network') and isinstance(value, str) \
+                and not os.path.isfile(os.path.expanduser(value)):
+            problems.append(Problem(('path', key), f'{value} does not exist; put the checkpoint there or fix the '
+                                    'path'))
+    return problems
+
+
+# ----------------------------------------------------------------------------- what is passed on unchecked
+def unchecked_sections(opt: dict) -> list[tuple[tuple, str]]:
+    """(key path, message) for each section whose type is registered outside basicsr and the plugin."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
+
+    sections = [(('network_g',), ARCH_REGISTRY), (('network_d',), ARCH_REGISTRY)]
+    sections += [(('train', key), LOSS_REGISTRY) for key in mapping(opt, 'train') if str(key).endswith('_opt')]
+    sections += [(('datasets', phase), DATASET_REGISTRY) for phase in mapping(opt, 'datasets')]
+    sections += [(('val', 'metrics', name), METRIC_REGISTRY) for name in mapping(opt, 'val', 'metrics')]
+    warnings = []
+    for keys, registry in sections:
+        kind = get(opt, *keys, 'type')
+        obj = registered(registry).get(kind) if isinstance(kind, str) else None
+        if obj is None:
+            continue
+        if not is_ours_or_basicsrs(obj):
+            warnings.append((keys, f'{kind} is registered by {obj.__module__}, not by basicsr or esrgan_plugin; '
+                             'its options are passed to it unchecked'))
+        elif registry is DATASET_REGISTRY and kind not in DATASET_SECTIONS:
+            warnings.append((keys, f'the options {kind} reads itself are not checked (only '
+                             f'{", ".join(DATASET_SECTIONS)} are)'))
+    return warnings
