@@ -63,7 +63,9 @@ def _needed_for_training(opt: dict) -> list:
             if isinstance(get(opt, *keys[:-1]), dict) and get(opt, *keys) is None:
                 problems.append(Problem(keys, f'{opt["model_type"]} trains a discriminator and needs this; add it '
                                         '(see options/train_ESRGAN_x4.yml)'))
-    elif isinstance(opt.get('train'), dict) and not any(opt['train'].get(k) for k in ('pixel_opt', 'perceptual_opt')):
+    # Every generator step here (and basicsr's SR models') needs a pixel or perceptual term; a GAN term alone is
+    # not a loss the generator can start from.
+    if isinstance(opt.get('train'), dict) and not any(opt['train'].get(k) for k in ('pixel_opt', 'perceptual_opt')):
         problems.append(Problem(('train', 'pixel_opt'), 'no loss is set; add pixel_opt (e.g. {type: L1Loss}) or '
                                 'perceptual_opt'))
     return problems

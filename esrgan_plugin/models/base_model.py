@@ -268,6 +268,8 @@ class ESRGANBaseModel(BaseModel):
             for p in self.net_g_ema.parameters():
                 p.requires_grad_(False)
             get_root_logger().info(f'Generator EMA with decay {self.ema_decay}.')
+        # config.checks refuses a training file without a pixel or perceptual loss
+        assert train_opt.get('pixel_opt') or train_opt.get('perceptual_opt'), 'no loss is set (config.checks)'
         self.cri_pix = build_loss(train_opt['pixel_opt']).to(self.device) if train_opt.get('pixel_opt') else None
         self.cri_perceptual = (precision.to_memory_format(build_loss(train_opt['perceptual_opt']).to(self.device),
                                                           self.precision)

@@ -17,12 +17,6 @@ from esrgan_plugin.models.base_model import ESRGANBaseModel
 class ESRGANPSNRModel(ESRGANBaseModel):
     """PSNR-oriented ESRGAN training (paper section 4.1: L1 loss, then the GAN stage starts from it)."""
 
-    def init_training_settings(self) -> None:
-        train_opt = self.opt['train']
-        # config.checks refuses a PSNR stage without a loss; its step has no other term
-        assert train_opt.get('pixel_opt') or train_opt.get('perceptual_opt'), 'no loss is set (config.checks)'
-        super().init_training_settings()
-
     def optimize_parameters(self, current_iter: int) -> None:
         """One step: the batch in ``train.accumulate`` micro-batches, their gradients summed, one update."""
         self.optimizer_g.zero_grad(set_to_none=True)

@@ -136,6 +136,16 @@ def test_the_cuda_prefetcher_with_pinned_memory_passes_and_a_test_file_ignores_p
     assert errors(opt, is_train=False) == [] and errors(opt) == []
 
 
+def test_a_gan_file_with_only_the_gan_loss_is_refused(no_cuda):
+    """The generator's step needs a pixel or perceptual term in the GAN stage too; the model trusts this check."""
+    opt = train_options()
+    assert opt['model_type'] == 'ESRGANRaGANModel'
+    for key in ('pixel_opt', 'perceptual_opt'):
+        opt['train'].pop(key, None)
+    assert errors(opt) == ['o.yml: train.pixel_opt: no loss is set; add pixel_opt (e.g. {type: L1Loss}) or '
+                           'perceptual_opt']
+
+
 def test_a_train_patch_size_off_the_scale_is_one_line(no_cuda):
     opt = changed('datasets.train.gt_size', 30)
     opt['network_d']['input_size'] = 30
