@@ -16,8 +16,8 @@ Three key layouts exist in the wild for the same network:
 Files come as basicsr dicts (``{'params': ..., 'params_ema': ...}``), plain
 state dicts, DataParallel/DDP ``module.``-prefixed state dicts, or
 ``.safetensors``. Everything here is a pure function on dicts of tensors,
-except ``read_state_dict`` and ``load_generator`` which touch files. Pickles
-are read with ``weights_only=True`` so a checkpoint can never run code.
+except ``read_checkpoint`` and the ``load_*`` functions, which read files.
+Pickles are read with ``weights_only=True`` so a checkpoint can never run code.
 """
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from esrgan_plugin.archs.rrdbnet_arch import SUPPORTED_SCALES, ESRGANRRDBNet, nu
 
 StateDict = dict[str, torch.Tensor]
 
-LAYOUTS = ('basicsr', 'xinntao', 'original')
 # Containers that wrap a state dict, in the order they are preferred. The EMA
 # weights are what BasicSR and Real-ESRGAN evaluate and publish.
 WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict', 'net_g', 'generator')
@@ -137,12 +136,6 @@ _XINNTAO_TO_BASICSR = [
     (re.compile(r'^upconv(\d)\.'), r'conv_up\1.'),
     (re.compile(r'^HRconv\.'), 'conv_hr.'),
 ]
-_BASICSR_TO_XINNTAO = [
-    (re.compile(r'^body\.(\d+)\.rdb(\d)\.conv(\d)\.'), r'RRDB_trunk.\1.RDB\2.conv\3.'),
-    (re.compile(r'^conv_body\.'), 'trunk_conv.'),
-    (re.compile(r'^conv_up(\d)\.'), r'upconv\1.'),
-    (re.compile(r'^conv_hr\.'), 'HRconv.'),
-]
 _ORIGINAL_RDB = re.compile(r'^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$')
 _ORIGINAL_TOP = re.compile(r'^model\.(\d+)\.(weight|bias)$')
 _ORIGINAL_TRUNK = re.compile(r'^model\.1\.sub\.(\d+)\.(weight|bias)$')
@@ -193,24 +186,6 @@ def _original_to_basicsr(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return out
 
 
-def _basicsr_to_original(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    num_block = len({k.split('.')[1] for k in state_dict if k.startswith('body.')})
-    num_up = len({k.split('.')[0] for k in state_dict if k.startswith('conv_up')})
-    # Mirrors the original nn.Sequential: each upsampling stage is (Upsample, conv, LeakyReLU).
-    index = {'conv_first': 0, 'conv_hr': 3 * num_up + 2, 'conv_last': 3 * num_up + 4}
-    index.update({f'conv_up{i}': 3 * i for i in range(1, num_up + 1)})
-    out = {}
-    for key, value in state_dict.items():
-        parts = key.split('.')
-        if parts[0] == 'body':
-            out[f'model.1.sub.{parts[1]}.RDB{parts[2][3:]}.conv{parts[3][4:]}.0.{parts[4]}'] = value
-        elif parts[0] == 'conv_body':
-            out[f'model.1.sub.{num_block}.{parts[1]}'] = value
-        else:
-            out[f'model.{index[parts[0]]}.{parts[1]}'] = value
-    return out
-
-
 def to_basicsr_layout(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """Convert a generator state dict of any known layout to basicsr's keys."""
     layout = detect_layout(state_dict)
@@ -219,17 +194,6 @@ def to_basicsr_layout(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     if layout == 'xinntao':
         return _rename(state_dict, _XINNTAO_TO_BASICSR)
     return _original_to_basicsr(state_dict)
-
-
-def from_basicsr_layout(state_dict: Mapping[str, torch.Tensor], layout: str) -> StateDict:
-    """Convert basicsr keys to another layout (for export and round-trip tests)."""
-    if layout == 'basicsr':
-        return dict(state_dict)
-    if layout == 'xinntao':
-        return _rename(state_dict, _BASICSR_TO_XINNTAO)
-    if layout == 'original':
-        return _basicsr_to_original(state_dict)
-    raise ValueError(f'Unknown layout {layout!r}; choose one of {LAYOUTS}.')
 
 
 # ------------------------------------------------------------- architecture inference
