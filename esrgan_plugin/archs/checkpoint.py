@@ -1,4 +1,4 @@
-"""Every ESRGAN generator checkpoint layout users have, read safely.
+"""The ESRGAN generator's checkpoint layouts in circulation, read safely.
 
 Three key layouts exist in the wild for the same network:
 
@@ -15,9 +15,11 @@ Three key layouts exist in the wild for the same network:
 
 Files come as basicsr dicts (``{'params': ..., 'params_ema': ...}``), plain
 state dicts, DataParallel/DDP ``module.``-prefixed state dicts, or
-``.safetensors``. Everything here is a pure function on dicts of tensors,
-except ``read_checkpoint`` and the ``load_*`` functions, which read files.
-Pickles are read with ``weights_only=True`` so a checkpoint can never run code.
+``.safetensors``. ESRGAN+ checkpoints (dense blocks with an extra 1x1 conv)
+hold a different network and are refused with one line. Everything here is a
+pure function on dicts of tensors, except ``read_checkpoint`` and the
+``load_*`` functions, which read files. Pickles are read with
+``weights_only=True`` so a checkpoint can never run code.
 """
 from __future__ import annotations
 
@@ -142,7 +144,12 @@ _ORIGINAL_TRUNK = re.compile(r'^model\.1\.sub\.(\d+)\.(weight|bias)$')
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the key layout ('basicsr', 'xinntao' or 'original') by sentinel keys."""
+    """Name the key layout ('basicsr', 'xinntao' or 'original') by sentinel keys.
+
+    Raises:
+        CheckpointError: not an RRDBNet generator, or an ESRGAN+ one (``_refuse_esrgan_plus``).
+    """
+    _refuse_esrgan_plus(state_dict)
     if 'conv_first.weight' in state_dict and 'body.0.rdb1.conv1.weight' in state_dict:
         return 'basicsr'
     if 'conv_first.weight' in state_dict and 'RRDB_trunk.0.RDB1.conv1.weight' in state_dict:
@@ -152,6 +159,17 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     sample = ', '.join(list(state_dict)[:3])
     raise CheckpointError(f'The state dict is not an ESRGAN/RRDBNet generator (keys start with {sample}); '
                           'pass a checkpoint of an RRDBNet generator.')
+
+
+def _refuse_esrgan_plus(state_dict: Mapping[str, torch.Tensor]) -> None:
+    """ESRGAN+ (nESRGAN+, Rakotonirina and Rasoanaivo, 2020) adds to every dense block a 1x1 conv from the block's
+    input (``RDBk.conv1x1``, in any of the layouts) and noise inputs: a different network, which ESRGANRRDBNet is
+    not. Said in one line, rather than as an unexpected key further on."""
+    extra = next((key for key in state_dict if '.conv1x1.' in key), None)
+    if extra is not None:
+        raise CheckpointError(f'this is an ESRGAN+ (nESRGAN+) generator: its dense blocks have an extra 1x1 conv '
+                              f'({extra}) and noise inputs, which ESRGANRRDBNet does not have; ESRGAN+ checkpoints '
+                              'are not supported (docs/networks.md#checkpoint-layouts lists those that load).')
 
 
 def _rename(state_dict: Mapping[str, torch.Tensor], rules: list) -> StateDict:

@@ -144,3 +144,36 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match='refused'):
         ckpt.load_generator(path2)
     assert not os.path.exists(marker)
+
+
+def esrgan_plus_state_dict(layout: str) -> dict:
+    """An ESRGAN+ (nESRGAN+) generator's tensors: ESRGAN's, plus in every dense block a bias-free 1x1 conv from the
+    block's input (num_feat channels) to num_grow_ch channels, as the ESRGAN+ repository's
+    ResidualDenseBlock_5C.conv1x1."""
+    sd = tiny_generator(4).state_dict()
+    for block in range(TINY_ARCH['num_block']):
+        for rdb in (1, 2, 3):
+            sd[f'body.{block}.rdb{rdb}.conv1x1.weight'] = torch.zeros(TINY_ARCH['num_grow_ch'], TINY_ARCH['num_feat'],
+                                                                      1, 1)
+    if layout == 'basicsr':
+        return sd
+    plain = {k: v for k, v in sd.items() if '.conv1x1.' not in k}
+    extra = {k: v for k, v in sd.items() if '.conv1x1.' in k}
+    renamed = in_layout(plain, layout)
+    for key, value in extra.items():  # body.N.rdbK.conv1x1.weight
+        _, block, rdb, _, _ = key.split('.')
+        prefix = f'RRDB_trunk.{block}' if layout == 'xinntao' else f'model.1.sub.{block}'
+        renamed[f'{prefix}.RDB{rdb[3:]}.conv1x1.weight'] = value
+    return renamed
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+def test_an_esrgan_plus_checkpoint_is_refused_with_one_line_naming_it(tmp_path, layout):
+    path = _save({'params_ema': esrgan_plus_state_dict(layout)}, tmp_path / 'nESRGANplus.pth')
+    with pytest.raises(ckpt.CheckpointError) as refused:
+        ckpt.load_generator(path)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f'Checkpoint {path}: this is an ESRGAN+ (nESRGAN+) generator')
+    assert '.RDB1.conv1x1.weight' in message or '.rdb1.conv1x1.weight' in message
+    assert 'not supported' in message
