@@ -99,7 +99,7 @@ class ESRGANRRDBNet(nn.Module):
 
     # Feature pixels on each side that reach an output pixel of ``forward_upsample``: after each nearest x2
     # upsampling a 3x3 conv reaches half as far (0.5 + 0.25 + 0.25 + 0.25 = 1.25 at x4, 1.125 at x8): 2 in all
-    # (checked against the whole forward in tests/test_tiling.py).
+    # (checked against the whole forward in tests/inference/test_tiling.py).
     upsample_halo = 2
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,

@@ -29,7 +29,7 @@ def receptive_radius(num_block: int, scale: int = 4) -> int:
     on the longest path through each of the three dense blocks of every RRDB,
     and ``conv_body``. The convs after each nearest x2 upsampling add a
     fraction of an LR pixel, which rounds up to 2 in all (checked against
-    autograd in tests/test_tiling.py).
+    autograd in tests/inference/test_tiling.py).
     """
     lr_radius = 1 + 15 * num_block + 1 + 2
     if scale == 8:
