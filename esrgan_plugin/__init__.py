@@ -2,13 +2,13 @@
 
 ``esrgan_plugin.register()`` is the one entry point: it adapts basicsr to current torch/torchvision
 (``compat.apply``) and imports every module that registers a class or function into basicsr's registries. Each
-command calls it once, after parsing its arguments; your own code calls it before basicsr builds anything from an
-option file (README.md#use-it-from-your-own-basicsr-code).
+command that reads a registry calls it once, after parsing its arguments; your own code calls it before basicsr
+builds anything from an option file (README.md#use-it-from-your-own-basicsr-code).
 
 ``import esrgan_plugin`` registers nothing and imports neither torch nor basicsr, so that the commands answer
-``-h`` at once. It does one thing: it makes ``import basicsr`` possible (``compat.make_basicsr_importable``, which
-installs two stand-in modules without importing torch), so that any of the plugin's modules, which import basicsr,
-can be imported before ``register()``.
+``-h`` at once. It does one thing: it makes ``import basicsr`` possible (``compat.make_basicsr_importable``
+installs, where missing, two modules basicsr imports, without importing torch), so that any of the plugin's
+modules, which import basicsr, can be imported before ``register()``.
 """
 from __future__ import annotations
 
