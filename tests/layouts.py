@@ -4,7 +4,6 @@ The key names are written here from the files themselves (docs/networks.md#check
 ``esrgan_plugin.archs.checkpoint``, which reads them: a test that saves a state dict in one of these layouts and
 loads it checks the loader against the published names, not against its own inverse.
 """
-import torch
 
 LAYOUTS = ('basicsr', 'xinntao', 'original')
 
