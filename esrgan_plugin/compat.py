@@ -7,16 +7,28 @@ deleted the day basicsr ships a fix. Nothing in basicsr's files is changed:
 we add a missing module alias and replace two functions at the places where
 basicsr's launcher looks them up.
 
-``apply()`` is idempotent and runs on ``import esrgan_plugin``.
+``make_basicsr_importable()`` runs on ``import esrgan_plugin`` and imports nothing heavy; ``apply()`` (which
+includes it) runs in ``esrgan_plugin.register()``. Both are idempotent.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import sys
 import types
 from typing import Any, Optional
 
-import torch
+
+def _torchvision_has_functional_tensor() -> bool:
+    """Whether the installed torchvision still ships ``transforms.functional_tensor`` (before 0.17), read from its
+    installed version so that torchvision (and torch) are not imported to find out."""
+    try:
+        version = importlib.metadata.version('torchvision')
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    major, minor = (int(part) for part in re.findall(r'\d+', version)[:2])
+    return (major, minor) < (0, 17)
 
 
 def _alias_functional_tensor() -> None:
@@ -26,20 +38,25 @@ def _alias_functional_tensor() -> None:
     ``import basicsr`` imports that module eagerly, so without this alias
     ``import basicsr`` raises ModuleNotFoundError. The function still exists in
     ``torchvision.transforms.functional`` with the same behaviour on tensors.
+
+    The alias takes the function from there only when basicsr asks for it, so installing it imports nothing (a
+    command answers ``-h`` before torch is imported). It answers for that one name only: tools that walk
+    ``sys.modules`` ask every module for ``__file__`` and the like, and must not set off an import of torchvision.
     """
     name = 'torchvision.transforms.functional_tensor'
-    if name in sys.modules:
+    if name in sys.modules or _torchvision_has_functional_tensor():
         return
-    try:
-        import torchvision.transforms.functional_tensor  # noqa: F401  (old torchvision: nothing to do)
-        return
-    except ImportError:
-        pass
-    from torchvision.transforms import functional
-
     alias = types.ModuleType(name)
     alias.__doc__ = 'Alias created by esrgan_plugin.compat for basicsr 1.4.2.'
-    alias.rgb_to_grayscale = functional.rgb_to_grayscale
+
+    def provide(attribute: str) -> Any:
+        if attribute != 'rgb_to_grayscale':
+            raise AttributeError(f'module {name!r} has no attribute {attribute!r}')
+        from torchvision.transforms import functional
+        alias.rgb_to_grayscale = functional.rgb_to_grayscale
+        return alias.rgb_to_grayscale
+
+    alias.__getattr__ = provide  # a module's __getattr__ answers the names it does not hold (PEP 562)
     sys.modules[name] = alias
 
 
@@ -118,6 +135,7 @@ def init_dist(launcher: str, backend: Optional[str] = None, **kwargs: Any) -> No
     support). We pick NCCL with one device per local rank when CUDA is there,
     and gloo on CPU, so ``torchrun ... --launcher pytorch`` works on both.
     """
+    import torch
     import torch.distributed as dist
 
     if launcher == 'slurm':
@@ -172,10 +190,15 @@ def postprocess_yml_value(value: str) -> Any:
 REPLACED: dict = {}
 
 
-def apply() -> None:
-    """Install every adaptation. Safe to call more than once."""
+def make_basicsr_importable() -> None:
+    """The two adaptations without which ``import basicsr`` fails; neither imports torch."""
     _alias_functional_tensor()
     _provide_distutils_looseversion()
+
+
+def apply() -> None:
+    """Install every adaptation. Safe to call more than once."""
+    make_basicsr_importable()
 
     import basicsr.train
     import basicsr.utils.options

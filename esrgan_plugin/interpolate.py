@@ -40,8 +40,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.sweep is not None:
-        import esrgan_plugin
-        esrgan_plugin.register()  # inference.sweep imports basicsr, which needs the adaptations (compat) first
         from esrgan_plugin.inference.sweep import parse_range
         alphas = parse_range(args.sweep)
     else:

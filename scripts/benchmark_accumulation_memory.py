@@ -38,7 +38,8 @@ def measure(args: argparse.Namespace) -> dict:
 
     import torch
 
-    import esrgan_plugin  # noqa: F401  registers the plugin's classes
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from basicsr.models import build_model
 
     folder = tempfile.mkdtemp()

@@ -48,7 +48,8 @@ def main() -> None:
         if not os.path.exists(path):
             raise SystemExit(f'error: {path} does not exist; pass --model and --data.')
 
-    import esrgan_plugin  # noqa: F401  registration
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from esrgan_plugin.archs.checkpoint import load_generator
     from esrgan_plugin.choices import COLOR_FIXES
     from esrgan_plugin.inference.color_fix import apply_color_fix

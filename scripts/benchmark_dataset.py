@@ -57,7 +57,8 @@ def main(argv=None) -> int:
         parser.error('pass either --hr FOLDER or both --gt and --lq LMDBs')
 
     import cv2
-    import esrgan_plugin  # noqa: F401  registration
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from esrgan_plugin.errors import UserFacingError
     from esrgan_plugin.data.preparation import prepare
 

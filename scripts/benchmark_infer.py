@@ -56,7 +56,7 @@ PHOTO = os.path.join(SHARED, 'Set14', 'LRbicx4', 'barbara.png')
 # Runs basicsr's own RRDBNet in fp32 eager, as a user of basicsr would: the reference command.
 BASICSR_SCRIPT = '''
 import sys, cv2, numpy as np, torch
-import esrgan_plugin  # only for basicsr's adaptations to current torchvision; the net below is basicsr's
+import esrgan_plugin  # makes basicsr importable on current torchvision; the net below is basicsr's
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from esrgan_plugin.archs.checkpoint import load_generator_state
 net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32).eval()
@@ -95,7 +95,8 @@ def to_8bit(out: torch.Tensor) -> np.ndarray:
 
 def build_modes(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """Each row's forward function; ours are prepared with esrgan_plugin.inference.runtime, as infer does."""
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from basicsr.archs.rrdbnet_arch import RRDBNet
 
     from esrgan_plugin.archs.checkpoint import load_generator

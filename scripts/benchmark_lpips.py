@@ -35,7 +35,8 @@ if __name__ == '__main__':
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-import esrgan_plugin  # noqa: E402,F401
+import esrgan_plugin  # noqa: E402
+esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
 from esrgan_plugin.metrics import lpips_metric  # noqa: E402
 
 

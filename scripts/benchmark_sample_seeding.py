@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=20)
     args = parser.parse_args()
 
-    import esrgan_plugin  # noqa: F401
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from esrgan_plugin.data.div2k_dataset import DIV2KPairedDataset
     from esrgan_plugin.training.train_data import _seeded, sample_seed
 

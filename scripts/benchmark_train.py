@@ -273,7 +273,8 @@ def main() -> None:
     if 'basicsr' not in args.rows:
         args.rows.insert(0, 'basicsr')
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from basicsr.utils import get_root_logger
     get_root_logger().setLevel('ERROR')
     if args.device == 'cuda':

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.last > args.iters:
         parser.error('--last must not exceed --iters')
 
-    import esrgan_plugin  # noqa: F401  registration and basicsr adaptations
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from basicsr.utils import get_root_logger
     logger = get_root_logger()
     level = logger.level

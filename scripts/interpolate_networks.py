@@ -5,8 +5,7 @@ import sys
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if __name__ == '__main__':
-    # Hand over to `python -m esrgan_plugin.interpolate` with this checkout first on the path. Run that way the
-    # command parses its arguments, and answers -h, before importing torch; `import esrgan_plugin` from here
-    # would import torch and basicsr first.
+    # Hand over to `python -m esrgan_plugin.interpolate` with this checkout first on the path: the command as
+    # users run it, which parses its arguments, and answers -h, before importing torch.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [CHECKOUT, os.environ.get('PYTHONPATH')])))
     os.execve(sys.executable, [sys.executable, '-m', 'esrgan_plugin.interpolate', *sys.argv[1:]], env)

@@ -42,7 +42,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import esrgan_plugin  # noqa: E402,F401  registers the plugin's classes
+import esrgan_plugin  # noqa: E402
+esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
 from basicsr.models import build_model  # noqa: E402
 
 

@@ -47,7 +47,8 @@ def main() -> None:
     parser = build_parser()
     args = parser.parse_args()
 
-    import esrgan_plugin  # noqa: F401  registration
+    import esrgan_plugin
+    esrgan_plugin.register()  # basicsr adaptations and the plugin's classes
     from esrgan_plugin.archs.checkpoint import load_generator
     torch.set_num_threads(args.threads)
     net = load_generator(TRAINED).eval()

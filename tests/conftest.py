@@ -8,7 +8,9 @@ from typing import NamedTuple
 import pytest
 import torch
 
-import esrgan_plugin  # noqa: F401  registration, as users get it
+import esrgan_plugin
+
+esrgan_plugin.register()  # basicsr adaptations and registration, as every command and user program does
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data')

@@ -26,6 +26,17 @@ def test_basicsr_imports_after_the_plugin():
     assert 'ok' in result.stdout
 
 
+@pytest.mark.parametrize('version, ships_it', [('0.16.2', True), ('0.17.0', False), ('0.29.1+cu130', False),
+                                               ('1.0.0', False)])
+def test_the_alias_is_left_out_where_torchvision_still_ships_the_module(monkeypatch, version, ships_it):
+    """torchvision before 0.17 has functional_tensor itself; the version is read without importing torchvision."""
+    import importlib.metadata
+
+    from esrgan_plugin import compat
+    monkeypatch.setattr(importlib.metadata, 'version', lambda name: version)
+    assert compat._torchvision_has_functional_tensor() is ships_it
+
+
 def test_basicsr_alone_needs_the_alias():
     """Documents why the alias exists: this torchvision dropped functional_tensor."""
     if _run('import torchvision.transforms.functional_tensor').returncode == 0:
@@ -93,6 +104,7 @@ def test_basicsrs_resume_fails_without_cuda(tmp_path):
 def test_init_dist_uses_gloo_on_cpu():
     result = _run('''
         import esrgan_plugin, torch
+        esrgan_plugin.register()
         import basicsr.utils.options as o
         import torch.distributed as dist
         o.init_dist('pytorch')

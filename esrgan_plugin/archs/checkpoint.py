@@ -1,4 +1,4 @@
-"""Every ESRGAN generator checkpoint layout users have, read safely.
+"""The ESRGAN generator's checkpoint layouts in circulation, read safely.
 
 Three key layouts exist in the wild for the same network:
 
@@ -15,9 +15,11 @@ Three key layouts exist in the wild for the same network:
 
 Files come as basicsr dicts (``{'params': ..., 'params_ema': ...}``), plain
 state dicts, DataParallel/DDP ``module.``-prefixed state dicts, or
-``.safetensors``. Everything here is a pure function on dicts of tensors,
-except ``read_state_dict`` and ``load_generator`` which touch files. Pickles
-are read with ``weights_only=True`` so a checkpoint can never run code.
+``.safetensors``. ESRGAN+ checkpoints (dense blocks with an extra 1x1 conv)
+hold a different network and are refused with one line. Everything here is a
+pure function on dicts of tensors, except ``read_checkpoint`` and the
+``load_*`` functions, which read files. Pickles are read with
+``weights_only=True`` so a checkpoint can never run code.
 """
 from __future__ import annotations
 
@@ -36,7 +38,6 @@ from esrgan_plugin.archs.rrdbnet_arch import SUPPORTED_SCALES, ESRGANRRDBNet, nu
 
 StateDict = dict[str, torch.Tensor]
 
-LAYOUTS = ('basicsr', 'xinntao', 'original')
 # Containers that wrap a state dict, in the order they are preferred. The EMA
 # weights are what BasicSR and Real-ESRGAN evaluate and publish.
 WRAPPER_KEYS = ('params_ema', 'params', 'state_dict', 'model_state_dict', 'net_g', 'generator')
@@ -137,19 +138,18 @@ _XINNTAO_TO_BASICSR = [
     (re.compile(r'^upconv(\d)\.'), r'conv_up\1.'),
     (re.compile(r'^HRconv\.'), 'conv_hr.'),
 ]
-_BASICSR_TO_XINNTAO = [
-    (re.compile(r'^body\.(\d+)\.rdb(\d)\.conv(\d)\.'), r'RRDB_trunk.\1.RDB\2.conv\3.'),
-    (re.compile(r'^conv_body\.'), 'trunk_conv.'),
-    (re.compile(r'^conv_up(\d)\.'), r'upconv\1.'),
-    (re.compile(r'^conv_hr\.'), 'HRconv.'),
-]
 _ORIGINAL_RDB = re.compile(r'^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$')
 _ORIGINAL_TOP = re.compile(r'^model\.(\d+)\.(weight|bias)$')
 _ORIGINAL_TRUNK = re.compile(r'^model\.1\.sub\.(\d+)\.(weight|bias)$')
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the key layout ('basicsr', 'xinntao' or 'original') by sentinel keys."""
+    """Name the key layout ('basicsr', 'xinntao' or 'original') by sentinel keys.
+
+    Raises:
+        CheckpointError: not an RRDBNet generator, or an ESRGAN+ one (``_refuse_esrgan_plus``).
+    """
+    _refuse_esrgan_plus(state_dict)
     if 'conv_first.weight' in state_dict and 'body.0.rdb1.conv1.weight' in state_dict:
         return 'basicsr'
     if 'conv_first.weight' in state_dict and 'RRDB_trunk.0.RDB1.conv1.weight' in state_dict:
@@ -159,6 +159,17 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     sample = ', '.join(list(state_dict)[:3])
     raise CheckpointError(f'The state dict is not an ESRGAN/RRDBNet generator (keys start with {sample}); '
                           'pass a checkpoint of an RRDBNet generator.')
+
+
+def _refuse_esrgan_plus(state_dict: Mapping[str, torch.Tensor]) -> None:
+    """ESRGAN+ (nESRGAN+, Rakotonirina and Rasoanaivo, 2020) adds to every dense block a 1x1 conv from the block's
+    input (``RDBk.conv1x1``, in any of the layouts) and noise inputs: a different network, which ESRGANRRDBNet is
+    not. Said in one line, rather than as an unexpected key further on."""
+    extra = next((key for key in state_dict if '.conv1x1.' in key), None)
+    if extra is not None:
+        raise CheckpointError(f'this is an ESRGAN+ (nESRGAN+) generator: its dense blocks have an extra 1x1 conv '
+                              f'({extra}) and noise inputs, which ESRGANRRDBNet does not have; ESRGAN+ checkpoints '
+                              'are not supported (docs/networks.md#checkpoint-layouts lists those that load).')
 
 
 def _rename(state_dict: Mapping[str, torch.Tensor], rules: list) -> StateDict:
@@ -193,24 +204,6 @@ def _original_to_basicsr(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return out
 
 
-def _basicsr_to_original(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    num_block = len({k.split('.')[1] for k in state_dict if k.startswith('body.')})
-    num_up = len({k.split('.')[0] for k in state_dict if k.startswith('conv_up')})
-    # Mirrors the original nn.Sequential: each upsampling stage is (Upsample, conv, LeakyReLU).
-    index = {'conv_first': 0, 'conv_hr': 3 * num_up + 2, 'conv_last': 3 * num_up + 4}
-    index.update({f'conv_up{i}': 3 * i for i in range(1, num_up + 1)})
-    out = {}
-    for key, value in state_dict.items():
-        parts = key.split('.')
-        if parts[0] == 'body':
-            out[f'model.1.sub.{parts[1]}.RDB{parts[2][3:]}.conv{parts[3][4:]}.0.{parts[4]}'] = value
-        elif parts[0] == 'conv_body':
-            out[f'model.1.sub.{num_block}.{parts[1]}'] = value
-        else:
-            out[f'model.{index[parts[0]]}.{parts[1]}'] = value
-    return out
-
-
 def to_basicsr_layout(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """Convert a generator state dict of any known layout to basicsr's keys."""
     layout = detect_layout(state_dict)
@@ -219,17 +212,6 @@ def to_basicsr_layout(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     if layout == 'xinntao':
         return _rename(state_dict, _XINNTAO_TO_BASICSR)
     return _original_to_basicsr(state_dict)
-
-
-def from_basicsr_layout(state_dict: Mapping[str, torch.Tensor], layout: str) -> StateDict:
-    """Convert basicsr keys to another layout (for export and round-trip tests)."""
-    if layout == 'basicsr':
-        return dict(state_dict)
-    if layout == 'xinntao':
-        return _rename(state_dict, _BASICSR_TO_XINNTAO)
-    if layout == 'original':
-        return _basicsr_to_original(state_dict)
-    raise ValueError(f'Unknown layout {layout!r}; choose one of {LAYOUTS}.')
 
 
 # ------------------------------------------------------------- architecture inference

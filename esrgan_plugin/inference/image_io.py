@@ -1,7 +1,8 @@
-"""Reading and writing pictures as ``infer`` does: any image OpenCV decodes, its kind kept.
+"""Reading pictures as ``infer`` does, any image OpenCV decodes, and what their outputs are written as.
 
-Gray stays gray, an alpha channel is kept, 16-bit stays 16-bit where the output format can hold it. A picture
-is floats in [0, 1] between reading and writing; files are written atomically (``fileio``).
+Gray stays gray, an alpha channel is kept, 16-bit stays 16-bit where the output format can hold it
+(``output_dtype``); ``output_path`` names the file, ``LOSSY_QUALITY`` sets JPEG and WebP quality. A picture is
+floats in [0, 1] from reading to upscaling; ``inference.upscale.write_upscaled`` writes the result.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from esrgan_plugin import fileio
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS  # the pictures infer reads, as prepare_data does
 from esrgan_plugin.errors import UserFacingError
 
@@ -89,25 +89,6 @@ def output_dtype(input_dtype: np.dtype, ext: str) -> np.dtype:
     if ext in ('.png', '.tif', '.tiff') and input_dtype in (np.uint16, np.float32):
         return np.dtype(np.float32) if (input_dtype == np.float32 and ext != '.png') else np.dtype(np.uint16)
     return np.dtype(np.uint8)
-
-
-def to_array(picture: Picture, dtype: np.dtype) -> np.ndarray:
-    """The picture as an OpenCV array (BGR/BGRA or gray) of ``dtype``."""
-    img = picture.color if picture.color.ndim == 2 else picture.color[..., ::-1]
-    if picture.alpha is not None:
-        if img.ndim == 2:  # OpenCV writes gray+alpha as BGRA
-            img = np.repeat(img[..., None], 3, axis=2)
-        img = np.concatenate([img, picture.alpha[..., None]], axis=2)
-    if dtype == np.float32:
-        return np.ascontiguousarray(img, dtype=np.float32)
-    peak = np.iinfo(dtype).max
-    return np.ascontiguousarray(np.round(img * peak)).astype(dtype)
-
-
-def write_image(picture: Picture, path: str) -> None:
-    """Write atomically; the extension picks format and depth (``output_dtype``)."""
-    ext = os.path.splitext(path)[1].lower()
-    fileio.save_image(to_array(picture, output_dtype(picture.dtype, ext)), path, LOSSY_QUALITY.get(ext))
 
 
 def output_path(input_path: str, out_dir: str, suffix: str, ext: str, has_alpha: bool) -> str:

@@ -16,7 +16,7 @@ into its final 8/16-bit form and never hold the whole output in float.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -193,20 +193,3 @@ def iter_tiles(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int) 
                 yield Tile(slice(in_top * scale + row, in_top * scale + row + out.shape[-2]),
                            slice(in_left * scale + col, in_left * scale + col + out.shape[-1]), out, is_last)
 
-
-def upscale_tiled(net: torch.nn.Module, tensor: torch.Tensor, tile: int, pad: int,
-                  progress: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """The whole (N, C', H*s, W*s) output of ``iter_tiles``, assembled on ``tensor``'s device in its dtype.
-
-    ``progress`` is called after each window (a tile with its context).
-    """
-    out = None
-    for piece in iter_tiles(net, tensor, tile, pad):
-        if out is None:
-            scale = int(getattr(net, 'scale', 4))
-            out = tensor.new_empty((tensor.shape[0], piece.output.shape[1],
-                                    tensor.shape[-2] * scale, tensor.shape[-1] * scale))
-        out[..., piece.rows, piece.cols] = piece.output.to(tensor.device, tensor.dtype)
-        if progress and piece.window_done:
-            progress()
-    return out

@@ -1,7 +1,8 @@
-"""Upscaling pictures and files with a generator: tiles painted straight into the output's sample type.
+"""Upscaling a picture with a generator, tiles painted straight into the output's sample type
+(``upscale_to_array``), and writing it (``write_upscaled``); which files a run reads and writes (``list_inputs``,
+``drop_earlier_outputs``, ``plan_outputs``) and where it runs (``choose_device``).
 
-The per-image steps (``read_image``, ``upscale_image``, ``write_image``) are plain functions so they can be used
-and tested without the command line; ``python -m esrgan_plugin.infer`` strings them together.
+``inference.upscale_files`` takes ``python -m esrgan_plugin.infer`` over its files with these.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import torch
 
 from esrgan_plugin import fileio
 from esrgan_plugin.choices import DEFAULT_TILE_PAD
+from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.color_fix import apply_color_fix
-from esrgan_plugin.inference.image_io import (IMAGE_EXTENSIONS, LOSSY_QUALITY, Picture, full_scale, output_dtype,
-                                              output_path, read_image, resize)
+from esrgan_plugin.inference.image_io import LOSSY_QUALITY, Picture, full_scale, output_dtype, output_path, resize
 from esrgan_plugin.inference.tiling import iter_tiles
 
 
@@ -102,30 +103,11 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
     return canvas
 
 
-def upscale_image(net: torch.nn.Module, picture: Picture, tile: int = 0, tile_pad: int = DEFAULT_TILE_PAD,
-                  outscale: Optional[float] = None, alpha_mode: str = 'net',
-                  progress: Optional[Callable[[], None]] = None, color_fix: str = 'none') -> Picture:
-    """``upscale_to_array`` in float32, returned as a Picture (RGB floats in [0, 1])."""
-    out = upscale_to_array(net, picture, np.dtype(np.float32), tile, tile_pad, outscale, alpha_mode, progress,
-                           color_fix)
-    gray = picture.color.ndim == 2
-    if out.ndim == 2:
-        return Picture(out, None, picture.dtype)
-    color = out[..., 0] if gray else out[..., 2::-1]
-    return Picture(color, out[..., 3] if picture.alpha is not None else None, picture.dtype)
-
-
 def write_upscaled(net: torch.nn.Module, picture: Picture, path: str, **options) -> None:
     """Upscale and write atomically, the output held once in the file's sample type (``upscale_to_array``)."""
     ext = os.path.splitext(path)[1].lower()
     array = upscale_to_array(net, picture, output_dtype(picture.dtype, ext), **options)
     fileio.save_image(array, path, LOSSY_QUALITY.get(ext))
-
-
-def process_file(net: torch.nn.Module, input_path: str, out_path: str, **options) -> str:
-    """Read, upscale and write one image; ``options`` are ``upscale_image``'s. Returns the written path."""
-    write_upscaled(net, read_image(input_path), out_path, **options)
-    return out_path
 
 
 def list_inputs(path: str) -> list[str]:

@@ -4,9 +4,9 @@ Distortion metrics (PSNR, SSIM) are higher-is-better; the perceptual ones ESRGAN
 lower-is-better. basicsr assumes 'higher' unless an option says ``better: lower``; here each metric type has its
 own default, so a NIQE entry without ``better`` is still tracked the right way round.
 
-Registered metric types (basicsr's METRIC_REGISTRY): basicsr's ``calculate_psnr``, ``calculate_ssim``,
+Metric types are looked up in basicsr's METRIC_REGISTRY: basicsr's ``calculate_psnr``, ``calculate_ssim``,
 ``calculate_niqe`` (its parameters ship inside basicsr), and the plugin's ``calculate_lpips`` (lpips_metric) and
-``calculate_color_shift`` (color_metric).
+``calculate_color_shift`` (color_metric), which ``esrgan_plugin.register()`` registers.
 """
 from __future__ import annotations
 
@@ -17,10 +17,8 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 
-from esrgan_plugin.metrics import lpips_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_lpips
-# after lpips_metric, as register() imports them: the schema lists metrics in the order they were registered
-from esrgan_plugin.metrics import color_metric  # noqa: F401  registration: METRIC_REGISTRY calculate_color_shift
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.metrics import lpips_metric
 
 LOWER_IS_BETTER = {'calculate_niqe', 'calculate_lpips', 'calculate_color_shift'}
 

@@ -7,6 +7,7 @@ from safetensors.torch import save_file
 
 from conftest import TINY_ARCH, tiny_generator
 from esrgan_plugin.archs import checkpoint as ckpt
+from layouts import LAYOUTS, in_layout
 
 
 def _save(obj, path):
@@ -24,11 +25,11 @@ WRAPPERS = {
 
 
 @pytest.mark.parametrize('scale', [1, 2, 4, 8])
-@pytest.mark.parametrize('layout', ckpt.LAYOUTS)
+@pytest.mark.parametrize('layout', LAYOUTS)
 @pytest.mark.parametrize('wrapper', list(WRAPPERS) + ['safetensors'])
 def test_every_layout_round_trips_bit_identically(tmp_path, scale, layout, wrapper):
     net = tiny_generator(scale, seed=scale)
-    converted = ckpt.from_basicsr_layout(net.state_dict(), layout)
+    converted = in_layout(net.state_dict(), layout)
     assert ckpt.detect_layout(converted) == layout
     if wrapper == 'safetensors':
         path = str(tmp_path / 'g.safetensors')
@@ -43,25 +44,10 @@ def test_every_layout_round_trips_bit_identically(tmp_path, scale, layout, wrapp
         assert torch.equal(loaded(x), net(x))
 
 
-def test_original_layout_matches_the_published_key_names():
-    sd = ckpt.from_basicsr_layout(tiny_generator(4).state_dict(), 'original')
-    num_block = TINY_ARCH['num_block']
-    for key in ['model.0.weight', 'model.1.sub.0.RDB1.conv1.0.weight', f'model.1.sub.{num_block}.weight',
-                'model.3.weight', 'model.6.weight', 'model.8.weight', 'model.10.weight']:
-        assert key in sd
-    assert len(sd) == len(tiny_generator(4).state_dict())
-
-
-def test_xinntao_layout_key_names():
-    sd = ckpt.from_basicsr_layout(tiny_generator(4).state_dict(), 'xinntao')
-    for key in ['conv_first.weight', 'RRDB_trunk.1.RDB3.conv5.bias', 'trunk_conv.weight', 'upconv1.weight',
-                'upconv2.weight', 'HRconv.weight', 'conv_last.weight']:
-        assert key in sd
-
-
-def test_default_architecture_is_inferred():
+def test_default_architecture_is_inferred_from_the_published_layout():
     from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
-    sd = ckpt.from_basicsr_layout(ESRGANRRDBNet().state_dict(), 'original')
+    sd = in_layout(ESRGANRRDBNet().state_dict(), 'original')
+    assert {'model.1.sub.23.weight', 'model.3.weight', 'model.6.weight', 'model.8.weight', 'model.10.weight'} <= set(sd)
     assert ckpt.infer_arch_params(ckpt.to_basicsr_layout(sd)) == dict(
         num_in_ch=3, num_out_ch=3, scale=4, num_feat=64, num_block=23, num_grow_ch=32)
 
@@ -158,3 +144,36 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match='refused'):
         ckpt.load_generator(path2)
     assert not os.path.exists(marker)
+
+
+def esrgan_plus_state_dict(layout: str) -> dict:
+    """An ESRGAN+ (nESRGAN+) generator's tensors: ESRGAN's, plus in every dense block a bias-free 1x1 conv from the
+    block's input (num_feat channels) to num_grow_ch channels, as the ESRGAN+ repository's
+    ResidualDenseBlock_5C.conv1x1."""
+    sd = tiny_generator(4).state_dict()
+    for block in range(TINY_ARCH['num_block']):
+        for rdb in (1, 2, 3):
+            sd[f'body.{block}.rdb{rdb}.conv1x1.weight'] = torch.zeros(TINY_ARCH['num_grow_ch'], TINY_ARCH['num_feat'],
+                                                                      1, 1)
+    if layout == 'basicsr':
+        return sd
+    plain = {k: v for k, v in sd.items() if '.conv1x1.' not in k}
+    extra = {k: v for k, v in sd.items() if '.conv1x1.' in k}
+    renamed = in_layout(plain, layout)
+    for key, value in extra.items():  # body.N.rdbK.conv1x1.weight
+        _, block, rdb, _, _ = key.split('.')
+        prefix = f'RRDB_trunk.{block}' if layout == 'xinntao' else f'model.1.sub.{block}'
+        renamed[f'{prefix}.RDB{rdb[3:]}.conv1x1.weight'] = value
+    return renamed
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+def test_an_esrgan_plus_checkpoint_is_refused_with_one_line_naming_it(tmp_path, layout):
+    path = _save({'params_ema': esrgan_plus_state_dict(layout)}, tmp_path / 'nESRGANplus.pth')
+    with pytest.raises(ckpt.CheckpointError) as refused:
+        ckpt.load_generator(path)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f'Checkpoint {path}: this is an ESRGAN+ (nESRGAN+) generator')
+    assert '.RDB1.conv1x1.weight' in message or '.rdb1.conv1x1.weight' in message
+    assert 'not supported' in message

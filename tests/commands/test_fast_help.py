@@ -37,18 +37,3 @@ def test_help_is_answered_without_importing_torch(tmp_path, command):
     assert not {'torch', 'basicsr', 'torchvision'} & modules
     assert elapsed < BOUND_S, f'{elapsed:.1f} s'
 
-
-@pytest.mark.parametrize('how', ['-c', '-m'])
-def test_import_esrgan_plugin_still_registers_everything(tmp_path, how):
-    """Only the commands defer registration; a program, even one run with python -m, gets it on import."""
-    (tmp_path / 'user_program.py').write_text(
-        'import esrgan_plugin\n'
-        'from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,\n'
-        '                                     MODEL_REGISTRY)\n'
-        'registries = dict(arch=ARCH_REGISTRY, model=MODEL_REGISTRY, loss=LOSS_REGISTRY, dataset=DATASET_REGISTRY,\n'
-        '                  metric=METRIC_REGISTRY)\n'
-        'print(all(n in registries[kind] for kind, names in esrgan_plugin.REGISTERED.items() for n in names))\n')
-    command = ['-c', 'import user_program'] if how == '-c' else ['-m', 'user_program']
-    result = subprocess.run([PYTHON, *command], capture_output=True, text=True, env=subprocess_env(), timeout=300,
-                            cwd=tmp_path)
-    assert result.stdout.strip() == 'True', result.stderr[-2000:]

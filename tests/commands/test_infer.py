@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PYTHON, subprocess_env, tiny_generator
+from conftest import PYTHON, run_command, subprocess_env, tiny_generator
 from esrgan_plugin.inference import runtime as fast_inference
 from esrgan_plugin import infer
 from esrgan_plugin.inference import image_io
 from esrgan_plugin.inference import runtime
 from esrgan_plugin.inference import upscale
-from esrgan_plugin.archs.checkpoint import from_basicsr_layout
 from esrgan_plugin.errors import UserFacingError
+from layouts import in_layout
 
 
 def net_output(net, rgb01: np.ndarray) -> np.ndarray:
@@ -43,10 +43,21 @@ def write(path, img) -> str:
     return str(path)
 
 
+def upscale_file(net, src: str, dst: str, **options) -> None:
+    """One image read and upscaled into a file, as the command does for each of its inputs."""
+    upscale.write_upscaled(net, image_io.read_image(src), dst, **options)
+
+
+def upscaled_rgb(net, picture, **options) -> np.ndarray:
+    """The float32 output as RGB (or gray), alpha dropped: ``upscale_to_array`` fills OpenCV's BGR(A) layout."""
+    out = upscale.upscale_to_array(net, picture, np.dtype(np.float32), **options)
+    return out if out.ndim == 2 else out[..., 2::-1]
+
+
 def test_color_png_equals_the_net_on_the_rgb_image(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (13, 11, 3), dtype=np.uint8)
     src = write(tmp_path / 'a.png', bgr)
-    upscale.process_file(net, src, str(tmp_path / 'out.png'))
+    upscale_file(net, src, str(tmp_path / 'out.png'))
     expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)[..., ::-1]
     assert np.array_equal(cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED), expected)
 
@@ -54,7 +65,7 @@ def test_color_png_equals_the_net_on_the_rgb_image(tmp_path, net, rng):
 def test_gray_stays_gray(tmp_path, net, rng):
     gray = rng.integers(0, 256, (12, 9), dtype=np.uint8)
     src = write(tmp_path / 'g.png', gray)
-    upscale.process_file(net, src, str(tmp_path / 'g_out.png'))
+    upscale_file(net, src, str(tmp_path / 'g_out.png'))
     out = cv2.imread(str(tmp_path / 'g_out.png'), cv2.IMREAD_UNCHANGED)
     expected = luma(net_output(net, np.repeat(gray[..., None] / 255.0, 3, axis=2)))
     assert out.shape == (48, 36) and out.dtype == np.uint8
@@ -64,7 +75,7 @@ def test_gray_stays_gray(tmp_path, net, rng):
 def test_rgba_alpha_is_upscaled_by_the_net(tmp_path, net, rng):
     bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
     src = write(tmp_path / 'rgba.png', bgra)
-    upscale.process_file(net, src, str(tmp_path / 'rgba_out.png'))
+    upscale_file(net, src, str(tmp_path / 'rgba_out.png'))
     out = cv2.imread(str(tmp_path / 'rgba_out.png'), cv2.IMREAD_UNCHANGED)
     assert out.shape == (40, 56, 4)
     color = np.round(net_output(net, bgra[..., 2::-1] / 255.0) * 255)[..., ::-1]
@@ -76,15 +87,15 @@ def test_rgba_alpha_is_upscaled_by_the_net(tmp_path, net, rng):
 def test_rgba_alpha_bicubic(tmp_path, net, rng):
     bgra = rng.integers(0, 256, (10, 14, 4), dtype=np.uint8)
     picture = image_io.read_image(write(tmp_path / 'rgba.png', bgra))
-    result = upscale.upscale_image(net, picture, alpha_mode='bicubic')
+    alpha = upscale.upscale_to_array(net, picture, np.dtype(np.float32), alpha_mode='bicubic')[..., 3]
     expected = np.clip(cv2.resize(bgra[..., 3] / np.float32(255), (56, 40), interpolation=cv2.INTER_CUBIC), 0, 1)
-    np.testing.assert_allclose(result.alpha, expected, atol=1e-6)
+    np.testing.assert_allclose(alpha, expected, atol=1e-6)
 
 
 def test_16bit_png_stays_16bit(tmp_path, net, rng):
     bgr = rng.integers(0, 65536, (9, 10, 3), dtype=np.uint16)
     src = write(tmp_path / 'deep.png', bgr)
-    upscale.process_file(net, src, str(tmp_path / 'deep_out.png'))
+    upscale_file(net, src, str(tmp_path / 'deep_out.png'))
     out = cv2.imread(str(tmp_path / 'deep_out.png'), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (36, 40, 3)
     expected = net_output(net, bgr[..., ::-1] / 65535.0)[..., ::-1] * 65535
@@ -99,7 +110,7 @@ def test_formats_opencv_reads(tmp_path, net, rng, ext):
     decoded = cv2.imread(src, cv2.IMREAD_UNCHANGED)  # what a lossy format actually stored
     dst = image_io.output_path(src, str(tmp_path / 'out'), '_out', 'auto', has_alpha=False)
     assert dst.endswith(f'x_out{ext}')
-    upscale.process_file(net, src, dst)
+    upscale_file(net, src, dst)
     out = cv2.imread(dst, cv2.IMREAD_UNCHANGED)
     expected = net_output(net, decoded[..., ::-1] / 255.0)[..., ::-1] * 255
     tolerance = 0.51 if ext in ('.tiff', '.bmp') else 40  # lossless formats exact; lossy ones close
@@ -109,8 +120,8 @@ def test_formats_opencv_reads(tmp_path, net, rng, ext):
 def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (97, 29, 3), dtype=np.uint8)  # longer than a window (12 + 2 x 34) in rows
     picture = image_io.read_image(write(tmp_path / 'odd.png', bgr))
-    whole = image_io.to_array(upscale.upscale_image(net, picture, tile=0), np.dtype(np.uint8))
-    tiled = image_io.to_array(upscale.upscale_image(net, picture, tile=12, tile_pad=34), np.dtype(np.uint8))
+    whole = upscale.upscale_to_array(net, picture, np.dtype(np.uint8), tile=0)
+    tiled = upscale.upscale_to_array(net, picture, np.dtype(np.uint8), tile=12, tile_pad=34)
     assert whole.shape == (388, 116, 3)
     assert np.abs(whole.astype(int) - tiled).max() <= 1 and np.mean(whole != tiled) < 1e-3  # rounding ties only
 
@@ -120,18 +131,18 @@ def test_tiled_file_output_equals_untiled(tmp_path, net, rng):
 def test_outscale_resizes_the_net_output(tmp_path, net, rng, outscale, interp):
     bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
     picture = image_io.read_image(write(tmp_path / 'a.png', bgr))
-    result = upscale.upscale_image(net, picture, outscale=outscale)
+    result = upscaled_rgb(net, picture, outscale=outscale)
     size = (round(12 * outscale), round(10 * outscale))
     expected = np.clip(cv2.resize(net_output(net, bgr[..., ::-1] / np.float32(255)), size, interpolation=interp), 0, 1)
-    assert result.color.shape == (size[1], size[0], 3)
-    np.testing.assert_allclose(result.color, expected, atol=1e-5)
+    assert result.shape == (size[1], size[0], 3)
+    np.testing.assert_allclose(result, expected, atol=1e-5)
 
 
 def test_bf16_on_cpu_is_close_to_fp32(tmp_path, net, rng):
     bgr = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
     picture = image_io.read_image(write(tmp_path / 'a.png', bgr))
-    fp32 = upscale.upscale_image(net, picture).color
-    bf16 = upscale.upscale_image(tiny_generator(scale=4, seed=2).to(torch.bfloat16), picture).color
+    fp32 = upscaled_rgb(net, picture)
+    bf16 = upscaled_rgb(tiny_generator(scale=4, seed=2).to(torch.bfloat16), picture)
     assert np.abs(fp32 - bf16).max() < 0.05
 
 
@@ -145,7 +156,7 @@ def test_fp16_on_cpu_falls_back_with_a_note(monkeypatch):
     assert dtype == torch.float32 and 'slower than fp32' in note and 'channels_last' in note
 
 
-def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_path, monkeypatch):
+def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_path, monkeypatch, capsys):
     """The fast path where bf16 is emulated: fp32 weights in channels_last, a note on stderr."""
     monkeypatch.setattr(fast_inference, 'cpu_has_fast_bf16', lambda: False)
     seen = {}
@@ -159,8 +170,8 @@ def test_bf16_request_on_a_cpu_without_native_bf16_runs_fp32_channels_last(tmp_p
     monkeypatch.setattr(runtime, 'prepare_generator', spy)
     torch.save({'params': tiny_generator(scale=4, seed=3).state_dict()}, tmp_path / 'net.pth')
     write(tmp_path / 'a.png', np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8))
-    code = infer.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m', str(tmp_path / 'net.pth'),
-                       '--precision', 'bf16', '--device', 'cpu'])
+    code = run_command(capsys, infer.main, '-i', tmp_path / 'a.png', '-o', tmp_path / 'out', '-m', tmp_path / 'net.pth',
+                       '--precision', 'bf16', '--device', 'cpu').code
     assert code == 0 and (tmp_path / 'out' / 'a_out.png').is_file()
     assert seen['weight'].dtype == torch.float32
     assert seen['weight'].is_contiguous(memory_format=torch.channels_last)
@@ -194,25 +205,23 @@ def test_a_failed_write_leaves_nothing(tmp_path, net, rng, monkeypatch):
 
     monkeypatch.setattr(cv2, 'imencode', encode_then_fail)
     with pytest.raises(KeyboardInterrupt):
-        upscale.process_file(net, src, str(out_dir / 'a_out.png'))
+        upscale_file(net, src, str(out_dir / 'a_out.png'))
     assert not out_dir.exists() or os.listdir(out_dir) == []
 
 
 # ------------------------------------------------------------------ the command, end to end
-def run_infer(tmp_path, *args):
-    return subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', *args], capture_output=True, text=True,
-                          env=subprocess_env(), timeout=180, cwd=tmp_path)
-
-
 def test_command_on_a_folder_with_a_corrupt_file(tmp_path, net, rng):
+    """The real entry point, in an interpreter of its own: python -m esrgan_plugin.infer."""
     images = tmp_path / 'in'
     images.mkdir()
     write(images / 'one.png', rng.integers(0, 256, (9, 7, 3), dtype=np.uint8))
     write(images / 'two.jpg', rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     (images / 'broken.png').write_bytes(b'not an image')
     # the original release layout, to show any layout loads and the architecture is read from the file
-    torch.save(from_basicsr_layout(net.state_dict(), 'original'), tmp_path / 'model.pth')
-    result = run_infer(tmp_path, '-i', 'in', '-o', 'out', '-m', 'model.pth', '--tile', '4', '--tile-pad', '34')
+    torch.save(in_layout(net.state_dict(), 'original'), tmp_path / 'model.pth')
+    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', '-i', 'in', '-o', 'out', '-m', 'model.pth', '--tile',
+                             '4', '--tile-pad', '34'], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=180, cwd=tmp_path)
     assert result.returncode == 1
     assert sorted(os.listdir(tmp_path / 'out')) == ['one_out.png', 'two_out.jpg']  # nothing else, no temp files
     assert 'error:' in result.stderr and 'broken.png' in result.stderr and 'Traceback' not in result.stderr
@@ -222,17 +231,18 @@ def test_command_on_a_folder_with_a_corrupt_file(tmp_path, net, rng):
     assert np.abs(out.astype(int) - expected).max() <= 1
 
 
-def test_command_errors_and_help(tmp_path, net, rng):
-    result = run_infer(tmp_path, '-h')
-    assert result.returncode == 0 and '--tile-pad' in result.stdout and '--outscale' in result.stdout
+def test_command_errors_and_help(tmp_path, net, rng, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_command(capsys, infer.main, '-h')
+    assert result.code == 0 and '--tile-pad' in result.out and '--outscale' in result.out
     torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
-    result = run_infer(tmp_path, '-i', 'missing.png', '-o', 'out', '-m', 'model.pth')
-    assert result.returncode == 1 and result.stderr.startswith('error: input missing.png does not exist')
+    result = run_command(capsys, infer.main, '-i', 'missing.png', '-o', 'out', '-m', 'model.pth')
+    assert result.code == 1 and result.err.startswith('error: input missing.png does not exist')
     write(tmp_path / 'a.png', rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
     (tmp_path / 'bad.pth').write_bytes(b'junk')
-    result = run_infer(tmp_path, '-i', 'a.png', '-o', 'out', '-m', 'bad.pth')
-    assert result.returncode == 1 and 'error: Checkpoint bad.pth' in result.stderr
-    assert 'Traceback' not in result.stderr and not (tmp_path / 'out').exists()
+    result = run_command(capsys, infer.main, '-i', 'a.png', '-o', 'out', '-m', 'bad.pth')
+    assert result.code == 1 and 'error: Checkpoint bad.pth' in result.err
+    assert 'Traceback' not in result.err and not (tmp_path / 'out').exists()
 
 
 def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
@@ -263,10 +273,8 @@ def test_a_large_image_is_upscaled_in_bounded_memory(tmp_path):
 
 # ------------------------------------------------------------------ existing outputs and full disks
 def run_in_process(capsys, *argv):
-    from esrgan_plugin.cli import run_main
-    with pytest.raises(SystemExit) as stop:
-        run_main(infer.main, list(argv))
-    return stop.value.code, capsys.readouterr().err
+    result = run_command(capsys, infer.main, *argv)
+    return result.code, result.err
 
 
 @pytest.mark.parametrize('same_folder', [False, True])
@@ -310,19 +318,18 @@ def test_color_fix_flag_help_bad_value_and_a_run(tmp_path, rng, capsys):
     from esrgan_plugin.choices import COLOR_FIXES
     from esrgan_plugin.inference.color_fix import apply_color_fix
 
-    result = run_infer(tmp_path, '-h')  # answered before torch is imported
-    assert result.returncode == 0 and '--color-fix {none,mean,wavelet}' in result.stdout
+    result = run_command(capsys, infer.main, '-h')
+    assert result.code == 0 and '--color-fix {none,mean,wavelet}' in result.out
     assert next(a for a in infer.build_parser()._actions if '--color-fix' in a.option_strings).choices is COLOR_FIXES
-    with pytest.raises(SystemExit) as exit_info:
-        infer.main(['-i', 'a.png', '-o', 'out', '-m', 'net.pth', '--color-fix', 'median'])
-    assert exit_info.value.code == 2
-    assert "argument --color-fix: invalid choice: 'median' (choose from" in capsys.readouterr().err
+    result = run_command(capsys, infer.main, '-i', 'a.png', '-o', 'out', '-m', 'net.pth', '--color-fix', 'median')
+    assert result.code == 2
+    assert "argument --color-fix: invalid choice: 'median' (choose from" in result.err
     net = tiny_generator(scale=4, seed=3)
     torch.save({'params': net.state_dict()}, tmp_path / 'net.pth')
     bgr = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
     write(tmp_path / 'a.png', bgr)
-    code = infer.main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '-m', str(tmp_path / 'net.pth'),
-                       '--color-fix', 'wavelet', '--device', 'cpu'])
+    code = run_command(capsys, infer.main, '-i', tmp_path / 'a.png', '-o', tmp_path / 'out', '-m',
+                       tmp_path / 'net.pth', '--color-fix', 'wavelet', '--device', 'cpu').code
     # what the command wrote: the net's 8-bit output with the wavelet fix applied to it
     expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)
     apply_color_fix('wavelet', expected, (bgr[..., ::-1] / 255.0).astype(np.float32), 4)

@@ -7,16 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_generator
+from conftest import run_command, tiny_generator
 from esrgan_plugin import infer
-from esrgan_plugin.cli import run_main
 
 
 def run(capsys, *argv):
-    with pytest.raises(SystemExit) as stop:
-        run_main(infer.main, list(argv))
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
+    return run_command(capsys, infer.main, *argv)
 
 
 @pytest.fixture
@@ -68,8 +64,8 @@ def test_auto_tile_says_what_it_chose(files, capsys):
 def out_of_memory_above(monkeypatch, largest: int) -> list:
     """Make every run with a tile above ``largest`` (or the whole image) fail as an exhausted GPU would; returns
     the tiles tried, in order."""
-    from esrgan_plugin.inference import upscale
-    real, tried = upscale.write_upscaled, []
+    from esrgan_plugin.inference import upscale_files
+    real, tried = upscale_files.write_upscaled, []
 
     def write_or_run_out(net, picture, dst, tile=0, **kwargs):
         tried.append(tile)
@@ -77,7 +73,7 @@ def out_of_memory_above(monkeypatch, largest: int) -> list:
             raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
         return real(net, picture, dst, tile=tile, **kwargs)
 
-    monkeypatch.setattr(upscale, 'write_upscaled', write_or_run_out)
+    monkeypatch.setattr(upscale_files, 'write_upscaled', write_or_run_out)
     return tried
 
 

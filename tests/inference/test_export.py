@@ -9,7 +9,8 @@ from safetensors import safe_open
 from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import export
 from esrgan_plugin.inference import export as inference_export
-from esrgan_plugin.archs.checkpoint import from_basicsr_layout, load_generator
+from esrgan_plugin.archs.checkpoint import load_generator
+from layouts import in_layout
 from esrgan_plugin.errors import UserFacingError
 
 
@@ -17,7 +18,7 @@ from esrgan_plugin.errors import UserFacingError
 def source(request, tmp_path):
     net = tiny_generator(scale=request.param, seed=5)
     path = tmp_path / 'source.pth'
-    torch.save(from_basicsr_layout(net.state_dict(), 'xinntao'), path)  # a foreign layout on purpose
+    torch.save(in_layout(net.state_dict(), 'xinntao'), path)  # a foreign layout on purpose
     return net, str(path)
 
 

@@ -8,15 +8,16 @@ import torch
 from conftest import PYTHON, REPO_ROOT, subprocess_env, tiny_generator
 from esrgan_plugin import interpolate as interp
 from esrgan_plugin.inference import interpolation
-from esrgan_plugin.archs.checkpoint import CheckpointError, from_basicsr_layout, load_generator
+from esrgan_plugin.archs.checkpoint import CheckpointError, load_generator
+from layouts import in_layout
 
 
 @pytest.fixture
 def pair(tmp_path):
     psnr, gan = tiny_generator(seed=1).state_dict(), tiny_generator(seed=2).state_dict()
     # different layouts and containers on purpose: the original release's keys and a basicsr EMA file
-    torch.save(from_basicsr_layout(psnr, 'original'), tmp_path / 'psnr.pth')
-    torch.save({'params_ema': from_basicsr_layout(gan, 'basicsr')}, tmp_path / 'gan.pth')
+    torch.save(in_layout(psnr, 'original'), tmp_path / 'psnr.pth')
+    torch.save({'params_ema': gan}, tmp_path / 'gan.pth')
     return psnr, gan, str(tmp_path / 'psnr.pth'), str(tmp_path / 'gan.pth')
 
 

@@ -12,6 +12,7 @@ from esrgan_plugin.cli import memory_size, tile_size
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference import memory, tiling
 from esrgan_plugin.inference.memory import Budget
+from tiles import tiled_output
 
 
 @pytest.mark.parametrize('text, expected', [('4GB', 4 * 10**9), ('512MB', 512 * 10**6), ('1.5GiB', 3 * 2**29),
@@ -51,7 +52,7 @@ class RecordingNet(torch.nn.Module):
                                                              (1, 18, 26, 9, 2)])
 def test_window_shape_is_the_window_that_runs(scale, height, width, tile, pad):
     net = RecordingNet(tiny_generator(scale=scale, num_block=1))
-    tiling.upscale_tiled(net, torch.rand(1, 3, height, width), tile, pad)
+    tiled_output(net, torch.rand(1, 3, height, width), tile, pad)
     assert set(net.shapes) == {tiling.window_shape(height, width, tile, pad, net.unshuffle)}
 
 
@@ -62,7 +63,7 @@ def test_band_rows_match_the_bands_that_run(monkeypatch):
     upsample = net.forward_upsample
     net.forward_upsample = lambda feat: calls.append(feat.shape[-2]) or upsample(feat)
     monkeypatch.setattr(tiling, 'BAND_PIXELS', 72 * 16 * 10)  # ten feature rows of the full width
-    tiling.upscale_tiled(net, torch.rand(1, 3, 40, 72), 0, 0)
+    tiled_output(net, torch.rand(1, 3, 40, 72), 0, 0)
     assert tiling.band_rows(72, 4) == 10
     assert calls == [10 + 2, 10 + 4, 10 + 4, 10 + 2]  # each band with up to 2 rows of context on each side
 

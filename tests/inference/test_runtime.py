@@ -11,7 +11,7 @@ from conftest import PYTHON, subprocess_env, tiny_generator
 from esrgan_plugin import infer
 from esrgan_plugin import choices
 from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
-from esrgan_plugin.inference.tiling import upscale_tiled
+from tiles import tiled_output
 
 
 def eight_bit(out: torch.Tensor) -> np.ndarray:
@@ -64,11 +64,11 @@ def test_tiled_equals_untiled_on_trained_weights(trained, shared_data):
     """
     tile, pad = 64, choices.DEFAULT_TILE_PAD
     x = photo(shared_data, 4, tile + 2 * pad + 64)
-    whole = eight_bit(upscale_tiled(trained, x, tile=0, pad=0))
-    tiled = eight_bit(upscale_tiled(trained, x, tile=tile, pad=pad))
+    whole = eight_bit(tiled_output(trained, x, tile=0, pad=0))
+    tiled = eight_bit(tiled_output(trained, x, tile=tile, pad=pad))
     diff = np.abs(whole - tiled)
     assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
-    short = eight_bit(upscale_tiled(trained, x, tile=tile, pad=8))  # the check can fail: too little context shows
+    short = eight_bit(tiled_output(trained, x, tile=tile, pad=8))  # the check can fail: too little context shows
     assert np.abs(whole - short).max() > 1
 
 
@@ -91,8 +91,8 @@ def test_compiled_generator_tiles_like_the_eager_one(monkeypatch):
     assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
     x = torch.rand(1, 3, 24, 20)
     with torch.no_grad():
-        eager = upscale_tiled(net, x, tile=8, pad=8)
-    torch.testing.assert_close(upscale_tiled(compiled, x, tile=8, pad=8), eager, rtol=1e-4, atol=1e-5)
+        eager = tiled_output(net, x, tile=8, pad=8)
+    torch.testing.assert_close(tiled_output(compiled, x, tile=8, pad=8), eager, rtol=1e-4, atol=1e-5)
 
 
 def test_fp16_on_cpu_runs_in_fp32_with_a_warning(tmp_path):

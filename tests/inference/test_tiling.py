@@ -4,7 +4,8 @@ import torch
 
 from conftest import TINY_ARCH, tiny_generator
 from esrgan_plugin.inference import tiling
-from esrgan_plugin.inference.tiling import count_tiles, receptive_radius, upscale_tiled
+from esrgan_plugin.inference.tiling import count_tiles, receptive_radius
+from tiles import tiled_output
 
 
 def strong_generator(scale: int, seed: int = 1) -> torch.nn.Module:
@@ -57,9 +58,9 @@ def test_tiled_equals_untiled_with_enough_padding(scale, size):
     pad = receptive_radius(TINY_ARCH['num_block'], scale)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     with torch.no_grad():
-        whole = upscale_tiled(net, x, tile=0, pad=0)
+        whole = tiled_output(net, x, tile=0, pad=0)
         calls = []
-        tiled = upscale_tiled(net, x, tile=16, pad=pad, progress=lambda: calls.append(1))
+        tiled = tiled_output(net, x, tile=16, pad=pad, progress=lambda: calls.append(1))
     assert whole.shape == (1, 3, size[0] * scale, size[1] * scale) == tiled.shape
     assert len(calls) == count_tiles(*size, 16, pad) > 1
     assert (tiled - whole).abs().max() < 1e-9 * whole.abs().max()
@@ -69,7 +70,7 @@ def test_whole_image_equals_the_net_itself():
     net = tiny_generator(scale=4)
     x = torch.rand(1, 3, 13, 11)
     with torch.no_grad():
-        assert torch.equal(upscale_tiled(net, x, tile=0, pad=0), net(x))
+        assert torch.equal(tiled_output(net, x, tile=0, pad=0), net(x))
 
 
 def test_too_little_padding_shows_seams():
@@ -77,8 +78,8 @@ def test_too_little_padding_shows_seams():
     # 1e-3 at 8, 2e-10 at 20, float64 noise from 28), so a short pad must show up well above 1e-9.
     net = strong_generator(4)
     x = torch.rand(1, 3, 61, 47, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    whole = upscale_tiled(net, x, tile=0, pad=0)
-    short = upscale_tiled(net, x, tile=16, pad=6)
+    whole = tiled_output(net, x, tile=0, pad=0)
+    short = tiled_output(net, x, tile=16, pad=6)
     assert (short - whole).abs().max() > 1e-4 * whole.abs().max()
 
 
@@ -86,8 +87,8 @@ def test_tiled_paper_init_net_writes_the_same_8bit_image():
     """With the paper's init and float32, the default padding gives the same 8-bit output (ties aside)."""
     net = tiny_generator(scale=4, seed=1)
     x = torch.rand(1, 3, 90, 83, generator=torch.Generator().manual_seed(0))
-    whole = (upscale_tiled(net, x, tile=0, pad=0).clamp(0, 1) * 255).round()
-    tiled = (upscale_tiled(net, x, tile=16, pad=32).clamp(0, 1) * 255).round()
+    whole = (tiled_output(net, x, tile=0, pad=0).clamp(0, 1) * 255).round()
+    tiled = (tiled_output(net, x, tile=16, pad=32).clamp(0, 1) * 255).round()
     assert (tiled - whole).abs().max() <= 1 and (tiled != whole).float().mean() < 1e-3
 
 
@@ -97,13 +98,13 @@ def test_odd_sizes_for_pixel_unshuffling_nets_match_a_reflect_padded_run():
     padded = torch.nn.functional.pad(x, (0, 1, 0, 1), mode='reflect')
     with torch.no_grad():
         expected = net(padded)[..., :18, :14]
-        assert torch.equal(upscale_tiled(net, x, tile=0, pad=0), expected)
+        assert torch.equal(tiled_output(net, x, tile=0, pad=0), expected)
 
 
 def test_tiles_run_in_the_nets_dtype_and_come_back_in_the_inputs():
     net = tiny_generator(scale=4).to(torch.bfloat16)
     x = torch.rand(1, 3, 20, 20)
-    out = upscale_tiled(net, x, tile=8, pad=4)
+    out = tiled_output(net, x, tile=8, pad=4)
     assert out.dtype == torch.float32 and out.shape == (1, 3, 80, 80)
     with torch.no_grad():
         reference = tiny_generator(scale=4)(x)
@@ -120,7 +121,7 @@ def test_windows_slide_inside_the_image_and_all_have_one_size():
     recording_net.scale, recording_net.parameters = 4, net.parameters
     x = torch.rand(1, 3, 50, 37)
     with torch.no_grad():
-        tiled = upscale_tiled(recording_net, x, tile=16, pad=4)
+        tiled = tiled_output(recording_net, x, tile=16, pad=4)
     assert seen == [(24, 24)] * count_tiles(50, 37, 16, 4) and len(seen) == 4 * 3
     assert tiled.shape == (1, 3, 200, 148)
     assert count_tiles(50, 37, 16, 20) == 1  # one window covers the image: no splitting
@@ -138,11 +139,11 @@ def test_upsampling_in_bands_gives_the_same_output(monkeypatch, scale, size, til
     net = strong_generator(scale)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     with torch.no_grad():
-        reference = upscale_tiled(net, x, tile=tile, pad=pad)  # one band per window at the default size
+        reference = tiled_output(net, x, tile=tile, pad=pad)  # one band per window at the default size
     monkeypatch.setattr(tiling, 'BAND_PIXELS', 3 * 16 * 16 * scale * scale)  # about three feature rows a band
     calls = []
     with torch.no_grad():
-        banded = upscale_tiled(net, x, tile=tile, pad=pad, progress=lambda: calls.append(1))
+        banded = tiled_output(net, x, tile=tile, pad=pad, progress=lambda: calls.append(1))
     assert banded.shape == reference.shape
     assert (banded - reference).abs().max() < 1e-12 * reference.abs().max()
     assert len(calls) == count_tiles(*size, tile, pad)  # progress counts windows, not bands
@@ -158,4 +159,4 @@ def test_upsampling_in_bands_is_bit_exact_at_the_papers_width(monkeypatch):
     with torch.no_grad():
         whole = net(x)
         monkeypatch.setattr(tiling, 'BAND_PIXELS', 5 * 61 * 16)
-        assert torch.equal(upscale_tiled(net, x, tile=0, pad=0), whole)
+        assert torch.equal(tiled_output(net, x, tile=0, pad=0), whole)

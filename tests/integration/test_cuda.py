@@ -141,7 +141,7 @@ def test_nccl_ddp_one_process(tmp_path):
 @pytest.mark.parametrize('precision,tolerance', [('fp16', 5e-3), ('bf16', 3e-2)])
 def test_reduced_precision_inference_on_cuda(precision, tolerance):
     from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
-    from esrgan_plugin.inference.tiling import upscale_tiled
+    from tiles import tiled_output
     dtype, note = choose_dtype(precision, torch.device('cuda'))
     assert note is None and dtype == {'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     net = prepare_generator(tiny_generator(4, seed=6), torch.device('cuda'), dtype)
@@ -150,7 +150,7 @@ def test_reduced_precision_inference_on_cuda(precision, tolerance):
     x = torch.rand(1, 3, 24, 20)
     with torch.no_grad():
         reference = tiny_generator(4, seed=6)(x)
-    out = upscale_tiled(net, x, tile=8, pad=8)  # tiles run on the GPU, the output comes back to the CPU in fp32
+    out = tiled_output(net, x, tile=8, pad=8)  # tiles run on the GPU, the output comes back to the CPU in fp32
     assert out.device.type == 'cpu' and out.dtype == torch.float32
     assert (out - reference).abs().max() < tolerance
 
@@ -165,12 +165,12 @@ def test_channels_last_fp32_on_cuda_matches_cpu():
 
 def test_compiled_fp16_inference_on_cuda():
     from esrgan_plugin.inference.runtime import prepare_generator
-    from esrgan_plugin.inference.tiling import upscale_tiled
+    from tiles import tiled_output
     net = prepare_generator(tiny_generator(4, seed=8), torch.device('cuda'), torch.float16, compile_mode=True)
     x = torch.rand(1, 3, 24, 20)
     with torch.no_grad():
         reference = tiny_generator(4, seed=8)(x)
-    assert (upscale_tiled(net, x, tile=8, pad=8) - reference).abs().max() < 5e-3
+    assert (tiled_output(net, x, tile=8, pad=8) - reference).abs().max() < 5e-3
 
 
 def test_infer_command_fp16_on_cuda(tmp_path):

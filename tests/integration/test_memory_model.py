@@ -143,7 +143,7 @@ def test_predicted_growth_bounds_cuda_allocations():
     """On CUDA the prediction is of torch.cuda.max_memory_allocated; its coefficients are not fitted (no GPU where
     they were measured), so this checks that the prediction, with the margin, bounds the allocation, and is not
     more than twice it."""
-    from esrgan_plugin.inference.tiling import upscale_tiled
+    from tiles import tiled_output
     net = tiny_generator(num_feat=64, num_block=1, num_grow_ch=32).cuda()
     x = torch.rand(1, 3, 256, 256)
     for tile in (0, 128, 64):
@@ -152,7 +152,7 @@ def test_predicted_growth_bounds_cuda_allocations():
         before = torch.cuda.memory_allocated()
         budget = memory.memory_budget(torch.device('cuda'))
         est = memory.estimate(net, 256, 256, 3, 1, tile, 16, budget)
-        upscale_tiled(net, x, tile, 16)
+        tiled_output(net, x, tile, 16)
         torch.cuda.synchronize()
         growth = torch.cuda.max_memory_allocated() - before
         assert growth <= est.growth * (1 + memory.MARGIN) and est.growth <= 2 * growth, (tile, growth, est.growth)

@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-import esrgan_plugin  # noqa: F401  basicsr's adaptations first: the spawned processes import this module afresh
+import esrgan_plugin  # noqa: F401  basicsr importable first: spawned processes import this module afresh
 from basicsr.models import build_model
 from basicsr.utils.registry import MODEL_REGISTRY
 
