@@ -28,7 +28,8 @@ setup(
         'pydantic>=2',  # the option-file schema (esrgan_plugin/schema.py) and its JSON schema
     ],
     extras_require={
-        'test': ['pytest', 'jsonschema', 'matplotlib'],  # jsonschema: an independent check of the published JSON schema
+        # jsonschema: an independent check of the published JSON schema; onnx, onnxruntime: the ONNX export tests
+        'test': ['pytest', 'jsonschema', 'matplotlib', 'onnx', 'onnxruntime'],
         'plot': ['matplotlib'],  # sweep.png of the perception-distortion sweep; sweep.csv needs nothing
         'onnx': ['onnx', 'onnxruntime'],
     },

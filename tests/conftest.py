@@ -1,9 +1,10 @@
 import contextlib
+import io
 import logging
 import os
 import socket
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import pytest
 import torch
@@ -75,8 +76,39 @@ def run_command(capsys, main, *argv) -> CommandResult:
     finally:
         fresh_basicsr_logger()
     output = capsys.readouterr()
-    code = stop.value.code
-    return CommandResult(code if isinstance(code, int) else (0 if code is None else 1), output.out, output.err)
+    return CommandResult(exit_code(stop.value), output.out, output.err)
+
+
+def exit_code(stop: SystemExit) -> int:
+    """The status a process would exit with after ``SystemExit(stop.code)``."""
+    code = stop.code
+    return code if isinstance(code, int) else (0 if code is None else 1)
+
+
+def run_command_in(folder, main, *argv, env: Optional[dict] = None) -> CommandResult:
+    """``run_command`` where pytest's function-scoped fixtures are out of reach (a module-scoped fixture that runs
+    a command once for several tests): run in ``folder`` with the variables of ``env`` set, the terminal output
+    collected by redirecting ``sys.stdout`` and ``sys.stderr``; the working directory and the environment are
+    restored afterwards."""
+    from esrgan_plugin.cli import run_main
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {key: os.environ.get(key) for key in (env or {})}
+    cwd = os.getcwd()
+    fresh_basicsr_logger()
+    try:
+        os.chdir(folder)
+        os.environ.update(env or {})
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as stop:
+            run_main(main, [str(a) for a in argv])
+    finally:
+        fresh_basicsr_logger()
+        os.chdir(cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return CommandResult(exit_code(stop.value), out.getvalue(), err.getvalue())
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 import glob
 import os
 import re
-import subprocess
 
 import cv2
 import numpy as np
@@ -10,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env, tiny_generator
+from conftest import REPO_ROOT, TINY_ARCH, run_command_in, tiny_generator
+from esrgan_plugin import test as evaluation_command
 
 OPTIONS = os.path.join(REPO_ROOT, 'options')
 BORDER = 4
@@ -73,9 +73,8 @@ def set14_run(tmp_path_factory):
     opt['path']['pretrain_network_g'] = str(tmp_path / 'tiny.pth')
     opt_path = tmp_path / 'test_tiny.yml'
     opt_path.write_text(yaml.safe_dump(opt))
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.test', '-opt', str(opt_path)], capture_output=True,
-                            text=True, env=subprocess_env(), timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_command_in(tmp_path, evaluation_command.main, '-opt', opt_path)
+    assert result.code == 0, result.err[-3000:]
     results = tmp_path / 'results' / 'tiny_set14'
     logs = glob.glob(str(results / 'test_tiny_set14_*.log'))
     assert len(logs) == 1

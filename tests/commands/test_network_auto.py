@@ -1,6 +1,5 @@
 """The test command reads the generator's architecture from the checkpoint, like infer and export."""
 import os
-import subprocess
 
 import cv2
 import numpy as np
@@ -8,7 +7,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import PYTHON, subprocess_env, tiny_generator
+from conftest import run_command, tiny_generator
+from esrgan_plugin import test as evaluation_command
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.config.network_auto import resolve_network_g
 from esrgan_plugin.config.option_file import apply_overrides
@@ -37,11 +37,16 @@ def case(tmp_path_factory):
     return root, net, opt
 
 
-def run_test(root, opt: dict, name: str):
-    opt = dict(opt, name=name)
-    (root / f'{name}.yml').write_text(yaml.safe_dump(opt))
-    return subprocess.run([PYTHON, '-m', 'esrgan_plugin.test', '-opt', f'{name}.yml'], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300, cwd=root)
+@pytest.fixture
+def run_test(case, monkeypatch, capsys):
+    """The test command on the option dict under ``name``, in the case's folder."""
+    root = case[0]
+    monkeypatch.chdir(root)
+
+    def run(opt: dict, name: str):
+        (root / f'{name}.yml').write_text(yaml.safe_dump(dict(opt, name=name)))
+        return run_command(capsys, evaluation_command.main, '-opt', f'{name}.yml')
+    return run
 
 
 def outputs(root, name: str) -> dict:
@@ -49,14 +54,14 @@ def outputs(root, name: str) -> dict:
     return {n: cv2.imread(str(folder / n)) for n in sorted(os.listdir(folder))}
 
 
-def test_no_network_g_gives_the_outputs_of_the_right_network_g(case):
+def test_no_network_g_gives_the_outputs_of_the_right_network_g(case, run_test):
     root, net, opt = case
-    inferred = run_test(root, opt, 'inferred')
-    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    inferred = run_test(opt, 'inferred')
+    assert inferred.code == 0, inferred.err[-3000:]
     assert 'network_g read from net.pth: ESRGANRRDBNet(num_in_ch=3, num_out_ch=3, scale=4, num_feat=8, ' \
-           'num_block=2, num_grow_ch=4)' in inferred.stdout
-    stated = run_test(root, {**opt, 'network_g': {'type': 'ESRGANRRDBNet', **ARCH}}, 'stated')
-    assert stated.returncode == 0, stated.stderr[-3000:]
+           'num_block=2, num_grow_ch=4)' in inferred.out
+    stated = run_test({**opt, 'network_g': {'type': 'ESRGANRRDBNet', **ARCH}}, 'stated')
+    assert stated.code == 0, stated.err[-3000:]
     mine, theirs = outputs(root, 'inferred'), outputs(root, 'stated')
     assert sorted(mine) == ['a_sr.png', 'b_sr.png'] == sorted(theirs)
     for name in mine:
@@ -69,23 +74,23 @@ def test_no_network_g_gives_the_outputs_of_the_right_network_g(case):
     assert np.array_equal(mine['a_sr.png'], expected)
 
 
-def test_network_printout_goes_to_the_log_file_only(case):
+def test_network_printout_goes_to_the_log_file_only(case, run_test):
     root, _, opt = case
-    result = run_test(root, opt, 'quiet')
-    assert result.returncode == 0, result.stderr[-3000:]
-    console = result.stdout + result.stderr
+    result = run_test(opt, 'quiet')
+    assert result.code == 0, result.err[-3000:]
+    console = result.out + result.err
     assert 'Network: ESRGANRRDBNet, with parameters:' in console
     assert 'ResidualDenseBlock(' not in console
     log = next((root / 'results' / 'quiet').glob('test_quiet_*.log')).read_text()
     assert 'Network: ESRGANRRDBNet, with parameters:' in log and log.count('ResidualDenseBlock(') == 6
 
 
-def test_disagreeing_network_g_is_refused_before_any_folder(case):
+def test_disagreeing_network_g_is_refused_before_any_folder(case, run_test):
     root, _, opt = case
-    result = run_test(root, {**opt, 'network_g': {'type': 'ESRGANRRDBNet', 'num_feat': 8, 'num_block': 2}},
+    result = run_test({**opt, 'network_g': {'type': 'ESRGANRRDBNet', 'num_feat': 8, 'num_block': 2}},
                       'wrong')  # num_grow_ch falls back to the paper's 32; the file has 4
-    assert result.returncode == 1
-    assert result.stderr.count('\n') == 1 and result.stderr.startswith(
+    assert result.code == 1
+    assert result.err.count('\n') == 1 and result.err.startswith(
         'error: wrong.yml: network_g.num_grow_ch is 32 but the checkpoint net.pth has num_grow_ch 4')
     assert not (root / 'results' / 'wrong').exists()
     assert not [p for p in (root / 'results').iterdir() if '_archived_' in p.name]

@@ -1,12 +1,11 @@
 """Export round trips: what is written loads back to a net with identical outputs."""
-import subprocess
 import sys
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import PYTHON, subprocess_env, tiny_generator
+from conftest import run_command, tiny_generator
 from esrgan_plugin import export
 from esrgan_plugin.inference import export as inference_export
 from esrgan_plugin.archs.checkpoint import load_generator
@@ -70,12 +69,11 @@ def test_onnx_without_the_extra_says_how_to_install(monkeypatch):
         inference_export.require_onnx()
 
 
-def test_command_errors(tmp_path, source):
-    _, path = source
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.export', '-m', path, '-o', 'g.bin'], capture_output=True,
-                            text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
-    assert result.returncode == 2 and 'must end in .pth, .safetensors, .onnx' in result.stderr
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.export', '-m', 'missing.pth', '-o', 'g.pth'],
-                            capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith('error: Checkpoint missing.pth does not exist')
-    assert not (tmp_path / 'g.pth').exists()
+def test_command_errors(tmp_path, monkeypatch, capsys):
+    torch.save(tiny_generator().state_dict(), tmp_path / 'source.pth')
+    monkeypatch.chdir(tmp_path)
+    result = run_command(capsys, export.main, '-m', 'source.pth', '-o', 'g.bin')
+    assert result.code == 2 and 'must end in .pth, .safetensors, .onnx' in result.err
+    result = run_command(capsys, export.main, '-m', 'missing.pth', '-o', 'g.pth')
+    assert result.code == 1 and result.err.startswith('error: Checkpoint missing.pth does not exist')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['source.pth']

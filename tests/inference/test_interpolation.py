@@ -1,11 +1,10 @@
 """Network interpolation: endpoints exact, midpoint the mean, incompatible pairs refused, any layouts."""
 import os
-import subprocess
 
 import pytest
 import torch
 
-from conftest import PYTHON, REPO_ROOT, subprocess_env, tiny_generator
+from conftest import run_command, tiny_generator
 from esrgan_plugin import interpolate as interp
 from esrgan_plugin.inference import interpolation
 from esrgan_plugin.archs.checkpoint import CheckpointError, load_generator
@@ -57,18 +56,15 @@ def test_different_architectures_are_refused_naming_key_and_shapes():
         interpolation.interpolate(small, x8, 0.5)
 
 
-def test_command_and_script(tmp_path, pair):
+def test_command(tmp_path, pair, monkeypatch, capsys):
     _, _, psnr_path, gan_path = pair
-    for command in ([PYTHON, '-m', 'esrgan_plugin.interpolate'],
-                    [PYTHON, os.path.join(REPO_ROOT, 'scripts', 'interpolate_networks.py')]):
-        result = subprocess.run(command + ['--psnr', psnr_path, '--gan', gan_path, '--alpha', '0.2', '0.8', '-o',
-                                           'nets'], capture_output=True, text=True, env=subprocess_env(),
-                                timeout=120, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        assert sorted(os.listdir(tmp_path / 'nets')) == ['interp_0.2.pth', 'interp_0.8.pth']
+    monkeypatch.chdir(tmp_path)
+    result = run_command(capsys, interp.main, '--psnr', psnr_path, '--gan', gan_path, '--alpha', '0.2', '0.8', '-o',
+                         'nets')
+    assert result.code == 0, result.err
+    assert sorted(os.listdir(tmp_path / 'nets')) == ['interp_0.2.pth', 'interp_0.8.pth']
     torch.save(tiny_generator(num_feat=12).state_dict(), tmp_path / 'other.pth')
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.interpolate', '--psnr', psnr_path, '--gan', 'other.pth',
-                             '--alpha', '0.5', '-o', 'bad'], capture_output=True, text=True, env=subprocess_env(),
-                            timeout=120, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith('error: conv_first.weight has shape')
+    result = run_command(capsys, interp.main, '--psnr', psnr_path, '--gan', 'other.pth', '--alpha', '0.5', '-o',
+                         'bad')
+    assert result.code == 1 and result.err.startswith('error: conv_first.weight has shape')
     assert not (tmp_path / 'bad').exists()

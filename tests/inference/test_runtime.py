@@ -1,13 +1,12 @@
 """The fast inference paths: bf16 agrees with fp32 on trained weights, tiling is seam-free, compile and fp16 on CPU."""
 import os
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import PYTHON, subprocess_env, tiny_generator
+from conftest import run_command, tiny_generator
 from esrgan_plugin import infer
 from esrgan_plugin import choices
 from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
@@ -95,17 +94,17 @@ def test_compiled_generator_tiles_like_the_eager_one(monkeypatch):
     torch.testing.assert_close(tiled_output(compiled, x, tile=8, pad=8), eager, rtol=1e-4, atol=1e-5)
 
 
-def test_fp16_on_cpu_runs_in_fp32_with_a_warning(tmp_path):
+def test_fp16_on_cpu_runs_in_fp32_with_a_warning(tmp_path, monkeypatch, capsys):
     dtype, note = choose_dtype('fp16', torch.device('cpu'))
     assert dtype == torch.float32 and 'bf16' in note
     net = tiny_generator(scale=4, seed=5)
     torch.save({'params': net.state_dict()}, tmp_path / 'model.pth')
     bgr = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / 'a.png'), bgr)
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.infer', '-i', 'a.png', '-o', 'out', '-m', 'model.pth',
-                             '--precision', 'fp16', '--device', 'cpu'], capture_output=True, text=True,
-                            env=subprocess_env(), timeout=180, cwd=tmp_path)
-    assert result.returncode == 0 and 'warning: fp16 is not used on the CPU' in result.stderr
+    monkeypatch.chdir(tmp_path)
+    result = run_command(capsys, infer.main, '-i', 'a.png', '-o', 'out', '-m', 'model.pth', '--precision', 'fp16',
+                         '--device', 'cpu')
+    assert result.code == 0 and 'warning: fp16 is not used on the CPU' in result.err
     x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1].transpose(2, 0, 1)) / np.float32(255))[None]
     with torch.no_grad():
         expected = eight_bit(net(x))[..., ::-1]

@@ -1,4 +1,5 @@
-"""`python -m esrgan_plugin.train` as users run it: subprocesses on a tiny LMDB, on CPU."""
+"""The train command end to end on a tiny LMDB, on the CPU: in this process (``conftest.run_command``), and under
+torchrun in two processes."""
 import glob
 import os
 import re
@@ -8,27 +9,26 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
-from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-from conftest import PYTHON, REPO_ROOT, TINY_ARCH, free_port, subprocess_env
+from conftest import PYTHON, free_port, run_command, subprocess_env
 from builders import gan_options, make_lmdb_pair, read_log, write_options
+from esrgan_plugin import train as train_command
 
 
-def train(tmp_path, yml, *extra, launcher=None):
-    cmd = [PYTHON, '-m', 'esrgan_plugin.train', '-opt', yml, *extra]
-    if launcher:
-        cmd = [PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
-               '-m', 'esrgan_plugin.train', '-opt', yml, '--launcher', 'pytorch', *extra]
+def torchrun(tmp_path, yml):
+    """Two processes of the train command under torchrun, as users start them."""
+    cmd = [PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+           '-m', 'esrgan_plugin.train', '-opt', yml, '--launcher', 'pytorch']
     env = subprocess_env()
     env['CUDA_VISIBLE_DEVICES'] = ''
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_path):
+def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     yml = write_options(tmp_path, gan_options(tmp_path))
-    run = train(tmp_path, yml)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_command(capsys, train_command.main, '-opt', yml)
+    assert run.code == 0, run.err[-3000:]
     exp = tmp_path / 'experiments' / 'e2e'
     for it in (2, 4):
         assert (exp / 'models' / f'net_g_{it}.pth').is_file()
@@ -46,8 +46,8 @@ def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_
 
     # An interrupted run continues with --auto_resume (on the CPU): pick the run up at iteration 4
     # and extend it to 6, as after a crash with total_iter 6.
-    run = train(tmp_path, yml, '--auto_resume', '--force_yml', 'train:total_iter=6')
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_command(capsys, train_command.main, '-opt', yml, '--auto_resume', '--force_yml', 'train:total_iter=6')
+    assert run.code == 0, run.err[-3000:]
     log = read_log(exp)
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     state = torch.load(exp / 'training_states' / '6.state', weights_only=True)
@@ -60,7 +60,7 @@ def test_gan_training_writes_checkpoints_states_and_validation_then_resumes(tmp_
 def test_torchrun_gloo_two_processes(tmp_path):
     opt = gan_options(tmp_path, name='ddp')
     yml = write_options(tmp_path, opt)
-    run = train(tmp_path, yml, launcher='pytorch')
+    run = torchrun(tmp_path, yml)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     exp = tmp_path / 'experiments' / 'ddp'
     log = read_log(exp)
@@ -72,50 +72,8 @@ def test_torchrun_gloo_two_processes(tmp_path):
     assert not glob.glob(str(exp / 'models' / '.*'))  # no leftover temporary files
 
 
-def test_missing_vgg_weights_stop_before_anything_is_written(tmp_path):
-    opt = gan_options(tmp_path, name='novgg')
-    opt['train']['perceptual_opt'].pop('vgg_weights')
-    yml = write_options(tmp_path, opt)
-    env_home = tmp_path / 'torch_home'
-    env = subprocess_env()
-    env['TORCH_HOME'] = str(env_home)
-    run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', yml], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1
-    expected = os.path.join(str(env_home), 'hub', 'checkpoints', 'vgg19-dcbb9e9d.pth')
-    assert f'error: the VGG19 weights for the perceptual loss are not at {expected}' in run.stderr
-    assert 'Traceback' not in run.stderr
-    assert not (tmp_path / 'experiments').exists()
-
-
-def _types(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'type' and isinstance(value, str):
-                yield value
-            else:
-                yield from _types(value)
-
-
-@pytest.mark.parametrize('path', sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml'))),
-                         ids=os.path.basename)
-def test_shipped_option_files_name_registered_types(path):
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    assert opt['model_type'] in MODEL_REGISTRY
-    registries = (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY)
-    # 'auto': the test command reads the generator's architecture off the checkpoint (generator_options)
-    optimizers_and_schedulers = {'Adam', 'AdamW', 'MultiStepLR', 'CosineAnnealingRestartLR', 'lmdb', 'disk', 'auto'}
-    for name in _types(opt):
-        assert name in optimizers_and_schedulers or any(name in r for r in registries), f'{name} is not registered'
-    for net in ('network_g', 'network_d'):
-        if net in opt and opt[net]['type'] != 'auto':  # ours, not basicsr's same-purpose classes
-            assert opt[net]['type'].startswith('ESRGAN')
-
-
 @pytest.mark.slow
-def test_a_shipped_training_file_with_only_total_iter_shortened_trains_with_warnings(tmp_path):
+def test_a_shipped_training_file_with_only_total_iter_shortened_trains_with_warnings(tmp_path, monkeypatch, capsys):
     # The data where the shipped file looks for it, relative to the folder the command runs in.
     train_dir = tmp_path / 'datasets' / 'DIV2K' / 'train_x4'
     make_lmdb_pair(train_dir, count=2, size=128)
@@ -123,12 +81,10 @@ def test_a_shipped_training_file_with_only_total_iter_shortened_trains_with_warn
     for kind, size in (('GTmod12', 32), ('LRbicx4', 8)):
         os.makedirs(tmp_path / 'datasets' / 'Set14' / kind)
         cv2.imwrite(str(tmp_path / 'datasets' / 'Set14' / kind / 'a.png'), np.full((size, size, 3), 99, np.uint8))
-    env = subprocess_env()
-    env.update(CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
-    run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.train', '-opt', 'train_RRDBNet_PSNR_x4', '--force_yml',
-                          'train:total_iter=1'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    warnings = [line for line in run.stderr.splitlines() if line.startswith('warning: ')]
+    monkeypatch.chdir(tmp_path)
+    run = run_command(capsys, train_command.main, '-opt', 'train_RRDBNet_PSNR_x4', '--force_yml', 'train:total_iter=1')
+    assert run.code == 0, run.err[-3000:]
+    warnings = [line for line in run.err.splitlines() if line.startswith('warning: ')]
     for key in ('train.scheduler.milestones', 'val.val_freq', 'logger.save_checkpoint_freq', 'logger.print_freq'):
         assert sum(f': {key}: ' in line for line in warnings) == 1, (key, warnings)
     assert os.path.isfile(tmp_path / 'experiments' / 'RRDBNet_PSNR_x4' / 'models' / 'net_g_latest.pth')

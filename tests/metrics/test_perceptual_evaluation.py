@@ -17,8 +17,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env
+from conftest import REPO_ROOT, TINY_ARCH, run_command_in
 from eval_fixtures import make_test_set, passthrough_generator, save_alexnet_trunk
+from esrgan_plugin import interpolate as interpolate_command
+from esrgan_plugin import test as evaluation_command
 
 NAMES = ['astronaut', 'chelsea']
 HAVE_LPIPS = __import__('importlib').util.find_spec('lpips') is not None
@@ -57,18 +59,17 @@ def runs(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp('perceptual')
     gt_dir, lq_dir = make_test_set(tmp_path / 'data')
     trunk = save_alexnet_trunk(tmp_path / 'torch_home', seed=4)
-    env = {**subprocess_env(), 'TORCH_HOME': str(tmp_path / 'torch_home')}
+    env = {'TORCH_HOME': str(tmp_path / 'torch_home')}
     out = dict(tmp=tmp_path, gt_dir=gt_dir, lq_dir=lq_dir, env=env, trunk=trunk)
     for label, seed in (('A', 1), ('B', 2)):
         net_path = str(tmp_path / f'{label}.pth')
         torch.save({'params': passthrough_generator(seed).state_dict()}, net_path)
         opt_path = write_options(tmp_path, f'tiny_{label}', net_path, gt_dir, lq_dir)
-        result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.test', '-opt', opt_path], capture_output=True,
-                                text=True, env=env, timeout=300, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
+        result = run_command_in(tmp_path, evaluation_command.main, '-opt', opt_path, env=env)
+        assert result.code == 0, result.err[-3000:]
         results = tmp_path / 'results' / f'tiny_{label}'
         (log,) = glob.glob(str(results / f'test_tiny_{label}_*.log'))
-        out[label] = dict(net=net_path, results=results, log=log, stderr=result.stderr, opt=opt_path)
+        out[label] = dict(net=net_path, results=results, log=log, stderr=result.err, opt=opt_path)
     return out
 
 
@@ -218,11 +219,10 @@ def test_results_page_renders_in_headless_chromium_without_errors(runs, tmp_path
 
 def test_sweep_rows_per_alpha_and_endpoints_equal_evaluating_the_inputs(runs):
     tmp = runs['tmp']
-    result = subprocess.run([PYTHON, '-m', 'esrgan_plugin.interpolate', '--psnr', runs['A']['net'], '--gan',
-                             runs['B']['net'], '--sweep', '0:1:0.5', '--eval', runs['A']['opt'], '-o', 'sweep'],
-                            capture_output=True, text=True, env=runs['env'], timeout=300, cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'alpha 0.5 tiny: psnr_y' in result.stdout and '(lower is better)' in result.stdout
+    result = run_command_in(tmp, interpolate_command.main, '--psnr', runs['A']['net'], '--gan', runs['B']['net'],
+                            '--sweep', '0:1:0.5', '--eval', runs['A']['opt'], '-o', 'sweep', env=runs['env'])
+    assert result.code == 0, result.err[-3000:]
+    assert 'alpha 0.5 tiny: psnr_y' in result.out and '(lower is better)' in result.out
     with open(tmp / 'sweep' / 'sweep.csv', newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
     assert [(r['alpha'], r['dataset']) for r in rows] == [('0', 'tiny'), ('0.5', 'tiny'), ('1', 'tiny')]

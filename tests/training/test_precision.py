@@ -9,7 +9,6 @@ import copy
 import glob
 import math
 import os
-import subprocess
 
 import cv2
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from conftest import PYTHON, REPO_ROOT, TINY_ARCH, subprocess_env
+from conftest import REPO_ROOT, TINY_ARCH
 from builders import MODES, precision_opt
 from builders import batch, model_opt
 
@@ -273,13 +272,14 @@ def test_bf16_matches_fp32_on_trained_weights(tmp_path, shared_data):
     assert 10 * math.log10(255 ** 2 / mse) >= 40
 
 
-def test_the_test_command_runs_in_val_precision(tmp_path, shared_data):
+def test_the_test_command_runs_in_val_precision(tmp_path, shared_data, monkeypatch, capsys):
     """python -m esrgan_plugin.test with val.amp bf16 + channels_last on Set5: logged, and the SR images within
     a few 8-bit levels of basicsr's RRDBNet in fp32."""
     import yaml
     from basicsr.archs.rrdbnet_arch import RRDBNet
 
-    from conftest import tiny_generator
+    from conftest import run_command, tiny_generator
+    from esrgan_plugin import test as evaluation_command
     net = tiny_generator(scale=4, seed=3)
     torch.save({'params': net.state_dict()}, tmp_path / 'tiny.pth')
     with open(os.path.join(REPO_ROOT, 'options', 'test_set5.yml'), encoding='utf-8') as f:
@@ -292,11 +292,9 @@ def test_the_test_command_runs_in_val_precision(tmp_path, shared_data):
     opt['path']['pretrain_network_g'] = str(tmp_path / 'tiny.pth')
     opt['val'].update(amp='bf16', channels_last=True)
     (tmp_path / 'test.yml').write_text(yaml.safe_dump(opt))
-    env = subprocess_env()
-    env['CUDA_VISIBLE_DEVICES'] = ''
-    run = subprocess.run([PYTHON, '-m', 'esrgan_plugin.test', '-opt', str(tmp_path / 'test.yml')],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    run = run_command(capsys, evaluation_command.main, '-opt', tmp_path / 'test.yml')
+    assert run.code == 0, run.err[-3000:]
     log = open(glob.glob(str(tmp_path / 'results' / 'tiny_bf16' / 'test_*.log'))[0]).read()
     assert 'validation/test amp bf16, channels_last True' in log
     reference = RRDBNet(num_in_ch=3, num_out_ch=3, scale=4, **TINY_ARCH).eval()
