@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         # jsonschema: an independent check of the published JSON schema; onnx, onnxruntime: the ONNX export tests
-        'test': ['pytest', 'jsonschema', 'matplotlib', 'onnx', 'onnxruntime'],
+        'test': ['pytest', 'pytest-xdist', 'jsonschema', 'matplotlib', 'onnx', 'onnxruntime'],
         'plot': ['matplotlib'],  # sweep.png of the perception-distortion sweep; sweep.csv needs nothing
         'onnx': ['onnx', 'onnxruntime'],
     },

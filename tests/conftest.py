@@ -13,6 +13,12 @@ import esrgan_plugin
 
 esrgan_plugin.register()  # basicsr adaptations and registration, as every command and user program does
 
+# pytest-xdist (pytest.ini: -n auto) runs one worker per core; each worker's torch then takes its share of the cores,
+# as two workers with a thread per core each would fight over them.
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data')
 
