@@ -285,6 +285,8 @@ def test_a_rank_that_never_joins_a_collective_ends_the_others_wait_after_dist_pa
     script.write_text(textwrap.dedent("""
         import os, sys, time
         import torch
+        import esrgan_plugin
+        esrgan_plugin.register()  # as every command does first: basicsr's launcher on the CPU (compat)
         from esrgan_plugin.cli import run_main
         from esrgan_plugin.training import distributed
         from esrgan_plugin.training.launch import Launch, launch_options
