@@ -208,14 +208,16 @@ def train(opt: dict, out: str) -> str:
             proc.wait()  # the stage got the same signal and stops after the current step, with a checkpoint
             raise
         returncode = proc.wait()
+    from esrgan_plugin.training.launch import experiment_folders
+    folders = experiment_folders(out, opt['name'], is_train=True)  # where the stage, run in out/, writes
     if returncode:
         say(f'--- last {len(tail)} lines of the output of stage {opt["name"]} ---', error=True)
         for line in tail:
             say(line, error=True)
-        log_dir = os.path.join(out, 'experiments', opt['name'])
+        log_dir = folders['log']
         raise UserFacingError(f'training stage {opt["name"]} failed (exit code {returncode})'
                               + (f'; its log is in {log_dir}' if os.path.isdir(log_dir) else ''))
-    return os.path.join(out, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
+    return os.path.join(folders['models'], 'net_g_latest.pth')
 
 
 # ------------------------------------------------------------------ evaluation
@@ -283,8 +285,10 @@ def report(results: dict, out: str, perceptual: str) -> None:
         say(f'GAN-stage outputs: at most {most:.2f} times the ground truth\'s ratio (bound {MAX_DIRECTION_EXCESS})')
     say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
-    say(f'training logs:   {os.path.join(out, "experiments", "demo_psnr")}/train_demo_psnr_*.log and '
-        f'{os.path.join(out, "experiments", "demo_esrgan")}/train_demo_esrgan_*.log')
+    from esrgan_plugin.training.launch import experiment_folders
+    logs = [f'{experiment_folders(out, name, is_train=True)["log"]}/train_{name}_*.log'
+            for name in ('demo_psnr', 'demo_esrgan')]
+    say(f'training logs:   {logs[0]} and {logs[1]}')
     say(f'loss curves:     tensorboard --logdir {os.path.join(out, "tb_logger")}')
 
 
