@@ -116,9 +116,11 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     """
     from basicsr.utils import check_resume
 
+    from esrgan_plugin.training.launch import experiment_folders
     from esrgan_plugin.training.resume import find_resume_point
 
-    opt['path'].setdefault('experiments_root', os.path.join(opt['root_path'], 'experiments', opt['name']))
+    opt['path'].setdefault('experiments_root',
+                           experiment_folders(opt['root_path'], opt['name'], is_train=True)['experiments_root'])
     point = find_resume_point(opt)
     if point is None:
         return None
