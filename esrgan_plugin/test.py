@@ -24,7 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # every problem at once, nothing written; network_g read off the checkpoint where the file leaves it out
     opt = load_options_or_exit(parser, args, is_train=False)
 
-    from esrgan_plugin.training.test_loop import run_test_sets
+    from esrgan_plugin.training.testing import run_test_sets
     from esrgan_plugin.training.launch import Launch, launch_options
     run_test_sets(launch_options(opt, Launch(args.launcher, False, args.debug), os.getcwd(), is_train=False))
     return 0
