@@ -1,6 +1,6 @@
 """The demo, shortened, as users run it (its real entry point): the GAN stage keeps the colours, lowers NIQE and draws
 no streaks, the terminal output fits on one screen, and the run says where everything is. The demo's parts are
-tested on their own in tests/commands/test_demo_parts.py."""
+tested on their own in tests/commands/test_demo_parts.py and tests/metrics/test_comparison.py."""
 import glob
 import os
 import subprocess
