@@ -232,12 +232,12 @@ METRICS = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel'
 def evaluate(nets: dict, test_data, out: str) -> dict:
     """SR images, scores per method and photo (metrics.evaluation, as validation scores), the comparison figure."""
     from esrgan_plugin.metrics import evaluation
-    from esrgan_plugin.metrics.results_page import bicubic_upscale
+    from esrgan_plugin.data.bicubic import matlab_bicubic
 
     files = sorted(os.listdir(test_data.gt_folder))
     pairs = [evaluation.image_pair(os.path.splitext(f)[0], cv2.imread(os.path.join(test_data.lq_folder, f)),
                                    cv2.imread(os.path.join(test_data.gt_folder, f))) for f in files]
-    upscalers = {'bicubic': evaluation.image_upscaler(lambda lr: bicubic_upscale(lr, SCALE)), **nets}
+    upscalers = {'bicubic': evaluation.image_upscaler(lambda lr: matlab_bicubic(lr, SCALE)), **nets}
     results = {label: {} for label in METHODS}
     outputs, gts = {}, {}
     for label, upscale in upscalers.items():

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
-    # None stands for the default, so that a choice is announced only where --tile auto was asked for (upscale_files.auto_tile).
+    # None stands for the default, so that a choice is announced only where --tile auto was asked for
+    # (upscale_files.auto_tile).
     parser.add_argument('--tile', type=tile_size, default=None,
                         help='tile side in input pixels, bounds memory on large images; 0: whole image; auto: the '
                         'whole image or the largest tile whose predicted peak memory fits --max-memory or the free '

@@ -56,7 +56,7 @@ def main() -> None:
     from esrgan_plugin.inference.image_io import read_image
     from esrgan_plugin.inference.upscale import upscale_to_array
     from esrgan_plugin.metrics import scoring
-    from esrgan_plugin.metrics.results_page import bicubic_upscale
+    from esrgan_plugin.data.bicubic import matlab_bicubic
 
     torch.set_num_threads(args.threads)
     net = load_generator(args.model).eval()
@@ -67,7 +67,7 @@ def main() -> None:
     for index, name in enumerate(names, 1):
         gt = cv2.imread(os.path.join(args.data, 'GTmod12', name))
         lr_path = os.path.join(args.data, 'LRbicx4', name)
-        rows['bicubic'].append(scoring.evaluate(bicubic_upscale(cv2.imread(lr_path), 4), gt, METRICS))
+        rows['bicubic'].append(scoring.evaluate(matlab_bicubic(cv2.imread(lr_path), 4), gt, METRICS))
         picture = read_image(lr_path)
         start = time.perf_counter()
         output = upscale_to_array(net, picture, np.dtype(np.uint8))  # BGR; the colour is its reversed view

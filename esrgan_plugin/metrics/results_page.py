@@ -76,11 +76,6 @@ def detailed_region(gt: np.ndarray, size: int, scale: int, stride: Optional[int]
     return int(tops[i, j]), int(lefts[i, j]), size
 
 
-def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
-    """The page's bicubic baseline: ``lq`` enlarged by ``scale`` as the LR images were made (``data.bicubic``)."""
-    return matlab_bicubic(lq, scale)
-
-
 def _rel(path: str, root: str) -> str:
     return os.path.relpath(path, root).replace(os.sep, '/')
 
@@ -96,7 +91,7 @@ def _write_assets(result: ImageResult, dataset: DatasetResult, assets: str) -> d
     lq = cv2.imread(result.lq_path, cv2.IMREAD_COLOR)
     gt = cv2.imread(result.gt_path, cv2.IMREAD_COLOR) if result.gt_path else None
     sr = cv2.imread(result.sr_path, cv2.IMREAD_COLOR) if result.sr_path else None
-    bicubic = bicubic_upscale(lq, dataset.scale)
+    bicubic = matlab_bicubic(lq, dataset.scale)  # the baseline, made as the LR images were
     reference = gt if gt is not None else (sr if sr is not None else bicubic)
     top, left, size = detailed_region(reference, CROP, dataset.scale)
     s = dataset.scale

@@ -59,16 +59,16 @@ def test_without_ground_truth_no_reference_metrics_only():
 
 def test_an_image_function_is_scored_on_the_same_path_exactly():
     """Bicubic, the baseline the demo compares with, is a function on images: its output is what gets scored."""
-    from esrgan_plugin.metrics.results_page import bicubic_upscale
+    from esrgan_plugin.data.bicubic import matlab_bicubic
 
     rng = np.random.default_rng(4)
     lq, gt = textured(rng, 10, 12), textured(rng, 40, 48)
     seen = []
-    bicubic = evaluation.image_upscaler(lambda img: seen.append(img) or bicubic_upscale(img, 4))
+    bicubic = evaluation.image_upscaler(lambda img: seen.append(img) or matlab_bicubic(img, 4))
     (result,) = evaluation.evaluate_pairs(bicubic, [evaluation.image_pair('x', lq, gt)], METRICS)
-    assert np.array_equal(seen[0], lq) and np.array_equal(result.sr, bicubic_upscale(lq, 4))
+    assert np.array_equal(seen[0], lq) and np.array_equal(result.sr, matlab_bicubic(lq, 4))
     assert result.values['psnr_y'] == pytest.approx(
-        calculate_psnr(bicubic_upscale(lq, 4), gt, crop_border=4, test_y_channel=True), abs=1e-10)
+        calculate_psnr(matlab_bicubic(lq, 4), gt, crop_border=4, test_y_channel=True), abs=1e-10)
 
 
 def write_pairs(root, count: int = 3) -> tuple[str, str]:
