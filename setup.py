@@ -26,6 +26,9 @@ setup(
         'safetensors',  # reading/writing .safetensors checkpoints without pickle
         'lpips',  # ships the LPIPS linear-layer weights (5 KB each) and is the reference our LPIPS is tested against
         'pydantic>=2',  # the option-file schema (esrgan_plugin/schema.py) and its JSON schema
+        'Pillow>=11.3',  # photos as people have them: EXIF orientation, ICC/EXIF/XMP, AVIF, animated GIF/WebP/APNG
+        'pillow-heif>=0.18',  # HEIC/HEIF, the default format of iPhone cameras
+        'av>=14',  # videos: FFmpeg's decoders and encoders in the wheel, streams copied untouched
     ],
     extras_require={
         # jsonschema: an independent check of the published JSON schema; onnx, onnxruntime: the ONNX export tests
