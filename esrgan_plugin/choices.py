@@ -35,3 +35,31 @@ DEFAULT_TILE_PAD = 96
 
 # `python -m esrgan_plugin.export`: the output extensions, each a format.
 EXPORT_FORMATS = ('.pth', '.safetensors', '.onnx')
+
+# GTOnlyDataset's `degradation`: how its LR is made (docs/data.md#gt-only-datasets). realworld: Real-ESRGAN's
+# second-order degradation, run on the batch by esrgan_plugin/data/realworld_degradation.py; bicubic: the
+# paper's MATLAB-bicubic downscale of each GT crop, made when the sample is loaded.
+DEGRADATIONS = ('realworld', 'bicubic')
+# The blur kernels of basicsr.data.degradations.random_mixed_kernels, by the names its kernel_list takes.
+BLUR_KERNELS = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso')
+# The interpolation modes basicsr's RealESRNetModel draws from for every random resize, in its order.
+RESIZE_MODES = ('area', 'bilinear', 'bicubic')
+# The real-world degradation's settings, by the names Real-ESRGAN's options/train_realesrnet_x4plus.yml gives
+# them, with its values (Wang et al., 2021, https://arxiv.org/abs/2107.10833). The schema's defaults, the
+# pipeline's RealWorldSettings and docs/training.md#real-world-degradations all read this one table.
+# crop_pad_size is the region basicsr's RealESRGANDataset cuts (and pads) before degrading, hard-coded there.
+REALWORLD_DEFAULTS = {
+    'blur_kernel_size': 21, 'kernel_list': list(BLUR_KERNELS), 'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob': 0.1, 'blur_sigma': [0.2, 3.0], 'betag_range': [0.5, 4.0], 'betap_range': [1.0, 2.0],
+    'blur_kernel_size2': 21, 'kernel_list2': list(BLUR_KERNELS),
+    'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob2': 0.1, 'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4.0], 'betap_range2': [1.0, 2.0],
+    'final_sinc_prob': 0.8,
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5,
+    'noise_range': [1.0, 30.0], 'poisson_scale_range': [0.05, 3.0], 'gray_noise_prob': 0.4,
+    'jpeg_range': [30.0, 95.0],
+    'second_blur_prob': 0.8, 'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2],
+    'gaussian_noise_prob2': 0.5, 'noise_range2': [1.0, 25.0], 'poisson_scale_range2': [0.05, 2.5],
+    'gray_noise_prob2': 0.4, 'jpeg_range2': [30.0, 95.0],
+    'gt_usm': True, 'gt_size': 256, 'crop_pad_size': 400,
+}
