@@ -176,3 +176,16 @@ def test_smallest_region_leaves_every_filter_an_image_to_pad():
     with pytest.raises(RuntimeError, match='[Pp]adding size'):
         filter2D(too_small, kernel2)
     assert smallest_region(settings(gt_usm=False, resize_range=[0.5, 1.5], blur_kernel_size2=9), 4) == 20  # an LR of 4 + 1 px
+
+
+def test_the_training_docs_list_every_setting_with_its_default():
+    import os
+
+    import yaml
+
+    from conftest import REPO_ROOT
+    from esrgan_plugin.choices import REALWORLD_DEFAULTS
+    text = open(os.path.join(REPO_ROOT, 'docs', 'training.md'), encoding='utf-8').read()
+    for key, value in REALWORLD_DEFAULTS.items():
+        row = f'| `{key}` | `{yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}` |'
+        assert row in text, row
