@@ -143,6 +143,10 @@ _ORIGINAL_TOP = re.compile(r'^model\.(\d+)\.(weight|bias)$')
 _ORIGINAL_TRUNK = re.compile(r'^model\.1\.sub\.(\d+)\.(weight|bias)$')
 
 
+# The key layouts detect_layout recognises (the module docstring describes them).
+LAYOUTS = ('basicsr', 'xinntao', 'original')
+
+
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     """Name the key layout ('basicsr', 'xinntao' or 'original') by sentinel keys.
 
@@ -157,7 +161,8 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     if 'model.0.weight' in state_dict and 'model.1.sub.0.RDB1.conv1.0.weight' in state_dict:
         return 'original'
     sample = ', '.join(list(state_dict)[:3])
-    raise CheckpointError(f'The state dict is not an ESRGAN/RRDBNet generator (keys start with {sample}); '
+    raise CheckpointError(f'The state dict is not an ESRGAN/RRDBNet generator in a layout that loads '
+                          f'({", ".join(LAYOUTS)}: docs/networks.md#checkpoint-layouts); its keys start with {sample}; '
                           'pass a checkpoint of an RRDBNet generator.')
 
 

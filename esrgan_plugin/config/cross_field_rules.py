@@ -11,6 +11,13 @@ from esrgan_plugin.config.sections import DATASET_SECTIONS
 from esrgan_plugin.training.launch import dataset_phase
 
 GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
+# The models whose generator step adds train.ldl_opt's term (basicsr's SRGANModel/ESRGANModel build it and never
+# use it); each needs the EMA generator for it.
+LDL_MODELS = ('ESRGANRaGANModel', 'RealESRGANModel')
+# Discriminator classes whose input side must be a multiple of this: basicsr's U-Net halves it three times and adds
+# the skip connections back after upsampling, which needs equal sizes. By class name: basicsr registers it as
+# UNetDiscriminatorSN_basicsr, which its registry also finds as UNetDiscriminatorSN.
+PATCH_MULTIPLE_OF_D = {'UNetDiscriminatorSN': 8}
 # Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
 TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
                     'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
@@ -18,12 +25,18 @@ TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
                                            'use_rot')}
 
 
+def _arch(section: dict) -> Any:
+    """The registered class ``section['type']`` names, or None."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    kind = section.get('type')
+    return registered(ARCH_REGISTRY).get(kind) if isinstance(kind, str) else None
+
+
 def _arch_default(section: dict, keyword: str) -> Any:
     """``section[keyword]``, or the registered class's default for it when the file leaves it out."""
     if keyword in section:
         return section[keyword]
-    from basicsr.utils.registry import ARCH_REGISTRY
-    arch = registered(ARCH_REGISTRY).get(section.get('type'))
+    arch = _arch(section)
     if arch is None:
         return None
     parameter = inspect.signature(arch).parameters.get(keyword)
@@ -33,7 +46,7 @@ def _arch_default(section: dict, keyword: str) -> Any:
 def cross_field_problems(opt: dict, is_train: bool) -> list:
     """What one option says about another, and the sections a command needs."""
     problems = _needed_for_training(opt) + _prefetch(opt) if is_train else _needed_for_testing(opt)
-    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt)
+    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt) + _ldl(opt)
 
 
 def _needed_for_training(opt: dict) -> list:
@@ -98,7 +111,26 @@ def _sizes(opt: dict, is_train: bool) -> list:
         problems.append(Problem(('network_d', 'input_size'), f'{input_size}{where} does not match '
                                 f'datasets.train.gt_size {gt_size}; the discriminator sees gt_size patches, set both '
                                 'to the same value'))
+    multiple = PATCH_MULTIPLE_OF_D.get(getattr(_arch(network_d), '__name__', None))
+    if is_train and multiple and is_number(gt_size) and gt_size % multiple:
+        problems.append(Problem(('datasets', 'train', 'gt_size'), f'{gt_size} is not a multiple of {multiple}, which '
+                                f'{network_d["type"]} needs (it halves its input three times); use e.g. '
+                                f'{max(multiple, gt_size // multiple * multiple)}'))
     return problems
+
+
+def _ldl(opt: dict) -> list:
+    """LDL's artifact map compares the output with the EMA generator's, and only some models add the term."""
+    if not get(opt, 'train', 'ldl_opt'):
+        return []
+    model_type = opt.get('model_type')
+    if isinstance(model_type, str) and model_type not in LDL_MODELS:
+        return [Problem(('train', 'ldl_opt'), f'{model_type} does not use it; remove it, or use ESRGANRaGANModel')]
+    ema_decay = get(opt, 'train', 'ema_decay')
+    if is_number(ema_decay) and ema_decay > 0:
+        return []
+    return [Problem(('train', 'ldl_opt'), "LDL compares the output with the EMA generator's, which train.ema_decay "
+                    f'{ema_decay if ema_decay is not None else "(unset: 0)"} turns off; set train.ema_decay: 0.999')]
 
 
 def _schedule(opt: dict) -> list:

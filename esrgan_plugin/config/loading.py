@@ -6,7 +6,8 @@
   checkpoints that must exist), one line each as ``<file>: <dotted key>: <what>; <what to do>``;
 * what the components need before anything is written: the VGG19 weights of the perceptual loss, a
   precision the device can run (fp16 needs CUDA), the LPIPS weights, intact LMDBs of one preparation run;
-* for the test command, ``network_g`` read off ``path.pretrain_network_g`` (``config.network_auto``).
+* for the test command, ``network_g`` read off ``path.pretrain_network_g``; for training, that checkpoint checked
+  against ``network_g`` (``config.network_auto``).
 
 The dict it returns is what the run uses: the launcher adds its keys (``training.launch``) and basicsr's
 models, datasets and loggers receive it as it is; nothing reads the file or applies the overrides again.
@@ -83,6 +84,12 @@ def load_options(path: str, overrides: Iterable[str] = (), is_train: bool = True
         except Exception:  # noqa: BLE001  a malformed section the option report already names
             if not report.errors:
                 raise
+    if is_train and pretrained and check_files and not report.errors and not component_errors:
+        from esrgan_plugin.config.network_auto import check_training_generator
+        try:  # the generator a run starts from (e.g. released weights) fits network_g
+            check_training_generator(opt, path)
+        except UserFacingError as err:
+            component_errors.append(one_line(err))
     if not is_train and resolve_network and not report.errors and not component_errors:
         from esrgan_plugin.config.network_auto import resolve_network_g
         try:

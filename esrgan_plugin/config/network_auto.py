@@ -37,6 +37,35 @@ def checkpoint_architecture(opt: dict, source: str) -> tuple[str, dict]:
     return path, infer_arch_params(state)
 
 
+def _disagreement(given: dict, found: dict) -> Optional[tuple]:
+    """The first (key, value in network_g) where ``given`` differs from the checkpoint's ``found`` arguments."""
+    stated = {k: v for k, v in given.items() if k != 'type'}
+    if given.get('type') == GENERATOR_TYPE:  # what the constructor will build, its defaults included
+        defaults = {name: p.default for name, p in inspect.signature(ESRGANRRDBNet).parameters.items()}
+        stated = {**defaults, **stated}
+    return next(((key, stated[key]) for key, value in found.items() if key in stated and stated[key] != value), None)
+
+
+def check_training_generator(opt: dict, source: str) -> None:
+    """Training from ``path.pretrain_network_g`` (e.g. fine-tuning released weights): the file must be a generator
+    in a layout that loads, with ``network_g``'s architecture. Checked before basicsr creates any folder; the model
+    loads it again (``models.pretrained_weights``).
+
+    Raises:
+        UserFacingError: one line naming the file and what to change.
+    """
+    given, paths = opt.get('network_g') or {}, opt.get('path') or {}
+    if not paths.get('pretrain_network_g') or paths.get('resume_state') or given.get('type') != GENERATOR_TYPE:
+        return  # nothing to load, the run's own files (resume), or another class: the model's loader names problems
+    path, found = checkpoint_architecture(opt, source)
+    disagreement = _disagreement(given, found)
+    if disagreement:
+        key, stated = disagreement
+        raise UserFacingError(f'{source}: network_g.{key} is {stated} but path.pretrain_network_g {path} has {key} '
+                              f'{found[key]} ({_described(found)}); set network_g to the checkpoint\'s architecture '
+                              'or start from a checkpoint of this one.')
+
+
 def resolve_network_g(opt: dict, source: str) -> tuple[dict, Optional[str]]:
     """``opt`` with ``network_g`` filled in from the checkpoint when absent or ``type: auto``.
 
@@ -50,16 +79,13 @@ def resolve_network_g(opt: dict, source: str) -> tuple[dict, Optional[str]]:
     if given and given.get('type') not in (AUTO, GENERATOR_TYPE):
         return opt, None  # another generator class: its options are the user's business
     path, found = checkpoint_architecture(opt, source)
-    stated = {k: v for k, v in given.items() if k != 'type'}
-    if given.get('type') == GENERATOR_TYPE:  # what the constructor will build, its defaults included
-        defaults = {name: p.default for name, p in inspect.signature(ESRGANRRDBNet).parameters.items()}
-        stated = {**defaults, **stated}
-    for key, value in found.items():
-        if key in stated and stated[key] != value:
-            raise UserFacingError(
-                f'{source}: network_g.{key} is {stated[key]} but the checkpoint {path} has {key} {value} '
-                f'({_described(found)}); remove network_g, and the test reads the architecture from the file, '
-                'or correct it.')
+    disagreement = _disagreement(given, found)
+    if disagreement:
+        key, stated = disagreement
+        raise UserFacingError(
+            f'{source}: network_g.{key} is {stated} but the checkpoint {path} has {key} {found[key]} '
+            f'({_described(found)}); remove network_g, and the test reads the architecture from the file, '
+            'or correct it.')
     if opt.get('scale') is not None and opt['scale'] != found['scale']:
         raise UserFacingError(f'{source}: scale is {opt["scale"]} but the checkpoint {path} is an x{found["scale"]} '
                               f'generator; set scale: {found["scale"]} or use an x{opt["scale"]} checkpoint.')

@@ -3,8 +3,8 @@
 It is basicsr's ``BaseModel`` with the generator every model here has (built, loaded, trained and evaluated as
 basicsr's ``SRModel`` does) and what the plugin needs on top:
 
-* generators load through ``esrgan_plugin.archs.checkpoint`` (every published layout, ``weights_only``, a
-  one-line error naming the first key that does not fit);
+* generators load through ``esrgan_plugin.models.pretrained_weights`` (every layout ``archs.checkpoint`` reads,
+  ``weights_only``, a one-line error naming the file and what does not fit);
 * checkpoints and training states are written atomically (``fileio``), never silently skipped; under DDP the
   generator's replicas are compared before each save;
 * runs on CPU and under DDP on CPU (gloo) as well as on CUDA;
@@ -34,11 +34,9 @@ from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from esrgan_plugin import fileio
-from esrgan_plugin.archs import checkpoint
-from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.metrics import validation
-from esrgan_plugin.models import nonfinite_losses
+from esrgan_plugin.models import nonfinite_losses, pretrained_weights
 from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
 from esrgan_plugin.training import distributed, precision
 
@@ -78,8 +76,7 @@ class ESRGANBaseModel(BaseModel):
         self.print_network(self.net_g)
         load_path = self.opt['path'].get('pretrain_network_g')
         if load_path is not None:
-            self.load_network(self.net_g, load_path, self.opt['path'].get('strict_load_g', True),
-                              self.opt['path'].get('param_key_g', 'params'))
+            self.load_network(self.net_g, load_path, self.opt['path'].get('strict_load_g', True), 'params')
         if self.is_train:
             self.init_training_settings()
 
@@ -153,22 +150,9 @@ class ESRGANBaseModel(BaseModel):
     # ----------------------------------------------------------- checkpoints
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
                      param_key: Optional[str] = 'params') -> None:
-        """Generators load through the plugin's loader (any layout); other networks as basicsr does."""
-        bare = self.get_bare_model(net)
-        if isinstance(bare, ESRGANRRDBNet):
-            key = param_key
-            # basicsr passes 'params' by default; unless the option asks for it, prefer EMA weights. On resume
-            # basicsr points pretrain_network_g at our own net_g_<iter>.pth, where 'params' is what net_g needs.
-            if param_key == 'params' and not self.opt['path'].get('resume_state'):
-                key = self.opt['path'].get('param_key_g')
-            checkpoint.load_into(bare, load_path, key)
-            get_root_logger().info(f'Loaded {load_path} into the generator (param key: {key or "EMA if present"}).')
-            return
-        state = checkpoint.unwrap_state_dict(checkpoint.read_checkpoint(load_path), param_key,
-                                             f'Checkpoint {load_path}')
-        if strict:
-            checkpoint.check_fits(bare.state_dict(), state, f'Checkpoint {load_path}')
-        bare.load_state_dict(state, strict=strict)
+        """Generators in any checkpoint layout, other networks as basicsr saves them (``models.pretrained_weights``,
+        which also picks the generator's entry: ``path.param_key_g``, or on resume ``param_key``)."""
+        pretrained_weights.load_weights(self.get_bare_model(net), load_path, strict, param_key, self.opt)
 
     @master_only
     def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:

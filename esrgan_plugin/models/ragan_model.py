@@ -1,7 +1,12 @@
 """ESRGANRaGANModel: the GAN stage of ESRGAN (paper section 3).
 
 Generator loss  L_G = L_percep + λ·L_G^Ra + η·L_1  (λ = 5e-3, η = 1e-2 in the
-option file), discriminator loss L_D^Ra, both from ``ragan_loss``.
+option file), discriminator loss L_D^Ra, both from ``ragan_loss``; with
+``train.ldl_opt`` also the LDL term (``losses.ldl_loss``), which compares the
+output with the EMA generator's (the option check requires ``ema_decay`` > 0).
+``network_d`` is any registered discriminator: the paper's VGG-style one
+(one logit per image) or basicsr's ``UNetDiscriminatorSN`` (one per pixel;
+``ragan_loss`` says how the relativistic average treats them).
 
 Per step the discriminator runs three times, where basicsr's ESRGANModel runs
 it five times: its output on the real batch is computed once and serves the
@@ -34,6 +39,7 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from esrgan_plugin.losses.ldl_loss import ldl_term
 from esrgan_plugin.models.base_model import ESRGANBaseModel
 from esrgan_plugin.models.optimizers import build_optimizer
 from esrgan_plugin.training import precision
@@ -68,6 +74,8 @@ class ESRGANRaGANModel(ESRGANBaseModel):
         self.net_d_iters = int(train_opt.get('net_d_iters', 1))
         self.net_d_init_iters = int(train_opt.get('net_d_init_iters', 0))
         super().init_training_settings()  # the generator's: EMA, pixel and perceptual losses, optimizers, ...
+        assert not train_opt.get('ldl_opt') or self.ema_decay > 0, 'LDL needs the EMA generator (config.checks)'
+        self.cri_ldl = build_loss(train_opt['ldl_opt']).to(self.device) if train_opt.get('ldl_opt') else None
 
     def setup_optimizers(self) -> None:
         super().setup_optimizers()
@@ -99,7 +107,7 @@ class ESRGANRaGANModel(ESRGANBaseModel):
                     output = self.net_g_forward(lq).float()
                     real_pred = self.net_d_forward(gt).float()  # shared by both losses; see the module docstring
                 if g_step:  # the generator's loss; its step comes after the last micro-batch
-                    self.backward_share(self._generator_losses(output, gt, real_pred), share, self.optimizer_g,
+                    self.backward_share(self._generator_losses(lq, output, gt, real_pred), share, self.optimizer_g,
                                         g_terms)
             # The discriminator's loss on the output before G's update, as in one big batch: G steps afterwards.
             with self.autocast():
@@ -125,8 +133,9 @@ class ESRGANRaGANModel(ESRGANBaseModel):
         self.log_dict = self.reduce_loss_dict(OrderedDict(**terms, **d_outputs))
         self.check_losses(current_iter, {'generator': g_nonfinite, 'discriminator': d_nonfinite}, terms)
 
-    def _generator_losses(self, output: torch.Tensor, gt: torch.Tensor, real_pred: torch.Tensor) -> OrderedDict:
-        """L1, perceptual and relativistic terms of the generator's loss on one micro-batch."""
+    def _generator_losses(self, lq: torch.Tensor, output: torch.Tensor, gt: torch.Tensor,
+                          real_pred: torch.Tensor) -> OrderedDict:
+        """L1, LDL, perceptual and relativistic terms of the generator's loss on one micro-batch."""
         losses = OrderedDict()
         _set_requires_grad(self.net_d, False)  # no D weight gradients from the G loss
         with self.autocast():
@@ -136,6 +145,10 @@ class ESRGANRaGANModel(ESRGANBaseModel):
             if self.cri_perceptual:
                 losses['l_g_percep'] = self.perceptual_forward(output, gt)
         _set_requires_grad(self.net_d, True)
+        if self.cri_ldl:  # in float32: the artifact map's variances and 1/5 power
+            with torch.no_grad(), self.autocast():
+                output_ema = self.net_g_ema(lq).float()
+            losses['l_g_ldl'] = ldl_term(self.cri_ldl, output, gt, output_ema)
         losses['l_g_gan'] = self.cri_gan(real_pred.detach(), fake_pred, for_discriminator=False)
         return losses
 

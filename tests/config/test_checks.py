@@ -128,6 +128,41 @@ def test_each_mistake_is_one_line_saying_what_to_do(no_cuda, path, value, expect
     assert lines[0].startswith(expected), lines
 
 
+LDL = {'type': 'L1Loss', 'loss_weight': 1.0}
+UNET_D = {'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 4}
+
+
+@pytest.mark.parametrize('changes, expected', [
+    ({'train.ldl_opt': LDL}, None),  # train_options() has ema_decay 0.999
+    ({'train.ldl_opt': LDL, 'train.ema_decay': 0}, "o.yml: train.ldl_opt: LDL compares the output with the EMA "
+     "generator's, which train.ema_decay 0 turns off; set train.ema_decay: 0.999"),
+    ({'train.ldl_opt': LDL, 'train.ema_decay': ...}, 'o.yml: train.ldl_opt: LDL compares the output with the EMA '
+     "generator's, which train.ema_decay (unset: 0) turns off"),
+    ({'train.ldl_opt': LDL, 'model_type': 'ESRGANModel'},
+     'o.yml: train.ldl_opt: ESRGANModel does not use it; remove it, or use ESRGANRaGANModel'),
+    ({'network_d': UNET_D}, None),
+    ({'network_d': {**UNET_D, 'type': 'UNetDiscriminatorSN'}}, None),  # basicsr's registry finds it without suffix
+    ({'network_d': UNET_D, 'datasets.train.gt_size': 36},
+     'o.yml: datasets.train.gt_size: 36 is not a multiple of 8, which UNetDiscriminatorSN_basicsr needs (it halves its input '
+     'three times); use e.g. 32'),
+])
+def test_ldl_needs_the_ema_generator_and_the_unet_discriminator_patches_of_8(no_cuda, changes, expected):
+    opt = train_options()
+    for path, value in changes.items():
+        *parents, last = path.split('.')
+        node = opt
+        for key in parents:
+            node = node[key]
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+    lines = errors(opt)
+    assert lines == ([] if expected is None else [lines[0]]), lines
+    if expected is not None:
+        assert lines[0].startswith(expected), lines
+
+
 def test_the_cuda_prefetcher_with_pinned_memory_passes_and_a_test_file_ignores_prefetching(no_cuda):
     opt = changed('datasets.train.prefetch_mode', 'cuda')
     opt['datasets']['train']['pin_memory'] = True

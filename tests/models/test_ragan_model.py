@@ -77,3 +77,45 @@ def test_resume_restores_generator_ema_and_discriminator(tmp_path):
         assert not changed(ref, net)
     assert resumed.optimizer_g.state_dict()['state'][0]['step'] == 2
     assert resumed.schedulers[0].last_epoch == model.schedulers[0].last_epoch
+
+
+def unet_opt(tmp_path, **train):
+    """basicsr's U-Net discriminator with spectral norm (Real-ESRGAN's), tiny."""
+    opt = model_opt(tmp_path)
+    opt['network_d'] = {'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 4}
+    opt['train'].update(train)
+    return opt
+
+
+def test_unet_discriminator_trains_with_the_ragan_loss(tmp_path):
+    from basicsr.archs.discriminator_arch import UNetDiscriminatorSN
+    torch.manual_seed(0)  # the networks' initialisation (the falling loss holds for other seeds too)
+    model = build_model(unet_opt(tmp_path))
+    assert isinstance(model.net_d, UNetDiscriminatorSN)
+    shapes = []
+    model.net_d.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    d_losses = []
+    fixed = batch(0)
+    for it in range(1, 9):  # the same batch: D learns to tell it from G's output, its loss falls
+        model.feed_data(fixed)
+        model.optimize_parameters(it)
+        log = model.get_current_log()
+        assert all(torch.isfinite(torch.tensor(v)) for v in log.values()), log
+        d_losses.append(log['l_d_real'] + log['l_d_fake'])
+    assert set(shapes) == {(2, 1, 32, 32)}  # one logit per pixel
+    assert changed(g0, model.net_g) and changed(d0, model.net_d)
+    assert d_losses[-1] < d_losses[0]
+
+
+def test_ldl_adds_its_term_from_the_ema_generator(tmp_path):
+    from basicsr.losses.loss_util import get_refined_artifact_map
+    model = build_model(unet_opt(tmp_path, ldl_opt={'type': 'L1Loss', 'loss_weight': 2.0}))
+    data = batch(1)
+    model.feed_data(data)
+    with torch.no_grad():  # what the step will see: the generator and its EMA before the update
+        output, output_ema = model.net_g(data['lq']), model.net_g_ema(data['lq'])
+    weight = get_refined_artifact_map(data['gt'], output, output_ema, 7)  # basicsr's RealESRGANModel's term
+    expected = 2.0 * (weight * output - weight * data['gt']).abs().mean()
+    model.optimize_parameters(1)
+    assert model.get_current_log()['l_g_ldl'] == pytest.approx(expected.item(), rel=1e-5)
