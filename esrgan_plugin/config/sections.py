@@ -201,6 +201,9 @@ class TrainBase(Section):
     channels_last: bool = False
     compile: CompileOption = Field(False, description='torch.compile the generator: false, true or a mode')
     deterministic: bool = Field(False, description='only deterministic kernels: GPU runs repeat bit for bit, slower')
+    # Training for real photos (datasets.train.degradation: realworld; docs/training.md#training-for-real-photos)
+    degradation_preview: NonNegativeInt = Field(0, description='realworld training: write the GT crops and LR of '
+                                                'the first N batches to <experiment>/degradation_preview')
 
 
 class ValBase(Section):
