@@ -5,6 +5,7 @@ import inspect
 import os
 from typing import Any
 
+from esrgan_plugin.choices import REALWORLD_DEFAULTS
 from esrgan_plugin.config.problems import EXAMPLE, Problem, get, is_number, mapping, warning
 from esrgan_plugin.config.registered_sections import is_ours_or_basicsrs, registered
 from esrgan_plugin.config.sections import DATASET_SECTIONS
@@ -200,7 +201,7 @@ def _degradations(opt: dict) -> list:
                                     'validate on a fixed degraded set (prepare_data --realworld-test, '
                                     'docs/data.md#a-fixed-real-world-test-set) with prepared LR'))
             continue
-        problems += _degradation_values(dataset, ('datasets', phase))
+        problems += _degradation_values(dataset, ('datasets', phase)) + _degradation_sizes(opt, dataset)
     train_set = mapping(opt, 'datasets', 'train')
     queue, batch = train_set.get('queue_size'), train_set.get('batch_size_per_gpu')
     if type(queue) is int and type(batch) is int and batch > 0 and queue % batch:
@@ -256,6 +257,26 @@ def _degradation_values(dataset: dict, where: tuple) -> list:
         if isinstance(values, list) and any(is_number(v) and not 1 <= v <= 100 for v in values):
             bad(key, f'{values} holds a JPEG quality outside [1, 100]; use qualities from 1 to 100')
     return problems
+
+
+def _degradation_sizes(opt: dict, dataset: dict) -> list:
+    """The region degraded (``crop_pad_size``) must hold the gt_size crop, and stay wider than the blur kernels'
+    reach once the first resize has shrunk it and at the LR size (reflection padding needs it)."""
+    from esrgan_plugin.data.realworld_test_set import smallest_region  # imports torch: only for such a file
+    values = {key: dataset.get(key, REALWORLD_DEFAULTS[key])
+              for key in ('crop_pad_size', 'gt_size', 'resize_range', 'blur_kernel_size', 'blur_kernel_size2')}
+    region, gt_size, low = values['crop_pad_size'], values['gt_size'], get(values, 'resize_range')
+    sizes = (region, gt_size, values['blur_kernel_size'], values['blur_kernel_size2'], opt.get('scale'))
+    if not all(type(v) is int and v > 0 for v in sizes) or not isinstance(low, list) or not low or \
+            not is_number(low[0]) or low[0] <= 0:
+        return []
+    kernels = (values['blur_kernel_size'], values['blur_kernel_size2'])
+    needed = max(smallest_region(low[0], kernels, opt['scale']), gt_size)
+    if region >= needed:
+        return []
+    return [Problem(('datasets', 'train', 'crop_pad_size'), f'{region} is too small: the degradations need a region '
+                    f'that holds the gt_size crop ({gt_size}) and stays wider than the blur kernels\' reach '
+                    f'({max(kernels) // 2} px) after resizing by {low[0]} and at the LR size; use at least {needed}')]
 
 
 # ----------------------------------------------------------------------------- what is passed on unchecked

@@ -15,6 +15,7 @@ reads with ``io_backend: disk``, written together or not at all (``fileio.atomic
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Optional
 
@@ -26,6 +27,13 @@ from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS, DataError, check_ke
 from esrgan_plugin.data.realworld_degradation import RealWorldSettings, degrade_batch, draw_kernels, seeded
 
 DEFAULT_SEED = 0
+
+
+def smallest_region(resize_low: float, kernel_sizes: tuple, scale: int) -> int:
+    """The smallest GT side the degradations can take: the blur kernels pad by reflection, which needs an image
+    wider than their half-width after the first resize has shrunk it by ``resize_low`` and at the LR size."""
+    reach = max(kernel_sizes) // 2
+    return max(math.ceil((reach + 1) / resize_low), (reach + 1) * scale)
 
 
 def image_seed(seed: int, name: str) -> int:
@@ -64,8 +72,8 @@ def prepare_realworld_test(hr_dir: str, out_dir: str, scale: int = 4, crop: int 
     """
     from tqdm import tqdm
 
-    if scale < 1 or crop < scale:
-        raise DataError(f'--crop ({crop}) must be at least the scale ({scale}), and the scale positive.')
+    if scale < 1 or not 0 <= png_level <= 9:
+        raise DataError(f'the scale must be positive and the PNG level 0-9, got {scale} and {png_level}.')
     if not os.path.isdir(hr_dir):
         raise DataError(f'HR folder {hr_dir} does not exist; pass the folder that holds the HR images.')
     paths = list_images(hr_dir)
@@ -75,6 +83,8 @@ def prepare_realworld_test(hr_dir: str, out_dir: str, scale: int = 4, crop: int 
     for path in paths:
         check_key(os.path.splitext(os.path.basename(path))[0], path)
     settings = settings or RealWorldSettings.from_options({})
+    smallest = smallest_region(settings.resize_range[0], (settings.blur_kernel_size, settings.blur_kernel_size2),
+                               scale)
     targets = [os.path.abspath(os.path.join(out_dir, name)) for name in ('gt', f'lq_x{scale}')]
     existing = [t for t in targets if os.path.exists(t)]
     if existing and not overwrite:
@@ -84,9 +94,9 @@ def prepare_realworld_test(hr_dir: str, out_dir: str, scale: int = 4, crop: int 
         for path in tqdm(paths, unit='image', desc='realworld test set', disable=not progress):
             name = os.path.splitext(os.path.basename(path))[0]
             gt = centred_square(read_image(path), crop, scale)
-            if gt.shape[0] < scale:
-                raise DataError(f'{path} ({gt.shape[1]}x{gt.shape[0]} after cutting) is smaller than the scale '
-                                f'{scale}; remove it.')
+            if gt.shape[0] < smallest:
+                raise DataError(f'{path}: its square of {gt.shape[0]}x{gt.shape[0]} is smaller than the '
+                                f'{smallest}x{smallest} the degradations need; remove it or raise --crop.')
             lq = degrade_image(gt, settings, scale, image_seed(seed, name))
             for target, img in zip(targets, (gt, lq)):
                 fileio.save_bytes(encode(img, 'png', png_level), os.path.join(partial[target], f'{name}.png'))

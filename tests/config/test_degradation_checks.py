@@ -46,6 +46,13 @@ def test_the_shipped_settings_pass(no_cuda):
     ('queue_size', 100, 'queue_size: 100 is not a multiple of batch_size_per_gpu 12; the pool swaps whole batches: '
      'use e.g. 96'),
     ('gt_size', 250, 'gt_size: 250 is not a multiple of scale 4; use e.g. 248'),
+    ('crop_pad_size', 200, 'crop_pad_size: 200 is too small: the degradations need a region that holds the gt_size '
+     "crop (256) and stays wider than the blur kernels' reach (10 px) after resizing by 0.15 and at the LR size; "
+     'use at least 256'),
+    # reflection padding by the kernels' half-width (10) needs 11 px after a resize by 0.02: 550 px
+    ('resize_range', [0.02, 1.5], 'crop_pad_size: 400 is too small: the degradations need a region that holds the '
+     "gt_size crop (256) and stays wider than the blur kernels' reach (10 px) after resizing by 0.02 and at the LR "
+     'size; use at least 550'),
 ])
 def test_each_bad_setting_is_one_line(no_cuda, key, value, expected):
     opt = realworld_options()
