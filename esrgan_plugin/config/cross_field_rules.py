@@ -192,9 +192,10 @@ _CHOICE_LISTS = {'kernel_prob': 'kernel_list', 'kernel_prob2': 'kernel_list2'}
 
 def _degradations(opt: dict) -> list:
     """Real-world degradation settings of every dataset that makes its LR on the fly; only the train set may."""
+    from esrgan_plugin.models.realworld_batches import DEFAULT_QUEUE_SIZE, makes_realworld_pairs
     problems = []
     for phase, dataset in mapping(opt, 'datasets').items():
-        if get(dataset, 'degradation') != 'realworld':
+        if not isinstance(dataset, dict) or not makes_realworld_pairs(dataset):
             continue
         if phase != 'train':
             problems.append(Problem(('datasets', phase, 'degradation'), 'realworld makes LR while training only; '
@@ -202,16 +203,16 @@ def _degradations(opt: dict) -> list:
                                     'docs/data.md#a-fixed-real-world-test-set) with prepared LR'))
             continue
         problems += _degradation_values(dataset, ('datasets', phase)) + _degradation_sizes(opt, dataset)
+        queue, batch = dataset.get('queue_size', DEFAULT_QUEUE_SIZE), dataset.get('batch_size_per_gpu')
+        if type(queue) is int and type(batch) is int and batch > 0 and queue % batch:
+            where = '' if 'queue_size' in dataset else ' (its default)'
+            problems.append(Problem(('datasets', 'train', 'queue_size'), f'{queue}{where} is not a multiple of '
+                                    f'batch_size_per_gpu {batch}; the pool swaps whole batches: set queue_size to '
+                                    f'e.g. {max(batch, queue // batch * batch)}, or 0 for no pool'))
     train_set = mapping(opt, 'datasets', 'train')
-    queue, batch = train_set.get('queue_size'), train_set.get('batch_size_per_gpu')
-    if type(queue) is int and type(batch) is int and batch > 0 and queue % batch:
-        problems.append(Problem(('datasets', 'train', 'queue_size'), f'{queue} is not a multiple of '
-                                f'batch_size_per_gpu {batch}; the pool swaps whole batches: use e.g. '
-                                f'{max(batch, queue // batch * batch)}'))
-    if train_set.get('degradation') != 'realworld':
-        if get(opt, 'train', 'degradation_preview'):
-            problems.append(warning(('train', 'degradation_preview'), 'has an effect only when '
-                                    'datasets.train.degradation is realworld; remove it'))
+    if not makes_realworld_pairs(train_set) and get(opt, 'train', 'degradation_preview'):
+        problems.append(warning(('train', 'degradation_preview'), 'has an effect only when datasets.train is a '
+                                'GTOnlyDataset with degradation realworld; remove it'))
     return problems
 
 

@@ -12,8 +12,9 @@ is saved with the training state (every rank's, gathered on rank 0) and put back
 
 The pool (``queue_size`` pairs, Real-ESRGAN's ``_dequeue_and_enqueue``): once full, each batch goes into the pool
 and a batch drawn at random from it is trained on instead, so a batch mixes crops of several iterations and
-images. It holds ``queue_size`` GT crops and their LR: 180 crops of 256x256 at scale 4 take about 280 MB of the
-training device's memory (a copy of every rank's is on rank 0's CPU while a checkpoint is saved).
+images. It holds ``queue_size`` GT crops and their LR in float32: 180 crops of 256x256 at scale 4 take 150 MB of
+the training device's memory, twice that while a batch is exchanged (the shuffle copies it); a copy of every
+rank's is on rank 0's CPU while a checkpoint is saved (docs/training.md#resume-and-several-processes).
 """
 from __future__ import annotations
 
@@ -40,13 +41,17 @@ def batch_seed(seed: int, iteration: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, iteration, rank, _BATCH_STREAM]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def makes_realworld_pairs(dataset_opt: dict) -> bool:
+    """Whether a dataset section yields GT crops for Real-ESRGAN's degradations: a GTOnlyDataset whose
+    ``degradation`` is realworld (its default)."""
+    return dataset_opt.get('type') == 'GTOnlyDataset' and dataset_opt.get('degradation', 'realworld') == 'realworld'
+
+
 def for_training(opt: dict, device: torch.device) -> Optional['RealWorldBatches']:
-    """The model's maker of training pairs when this run makes its LR from the GT (``datasets.train.degradation:
-    realworld``), else None (prepared or bicubic-on-the-fly LR: the batches are used as they come)."""
+    """The model's maker of training pairs when this run makes its LR from the GT, else None (prepared or
+    bicubic-on-the-fly LR: the batches are used as they come)."""
     train_set = (opt.get('datasets') or {}).get('train') or {}
-    if not opt.get('is_train') or train_set.get('degradation') != 'realworld':
-        return None
-    return RealWorldBatches(opt, device)
+    return RealWorldBatches(opt, device) if opt.get('is_train') and makes_realworld_pairs(train_set) else None
 
 
 class TrainingPairPool:
@@ -125,8 +130,9 @@ class RealWorldBatches:
 
     @staticmethod
     def _write_preview(batch, folder: str) -> None:
-        from esrgan_plugin.data.degradation_preview import write_preview
-        write_preview(batch, folder)
+        """The files of the ``degrade`` command for this batch (before the pool: the draws are this batch's)."""
+        from esrgan_plugin.data.degradation_preview import pairs_from_batch, write_preview
+        write_preview(pairs_from_batch(batch), folder)
 
     # The pool in the training state: every rank's, so each rank continues with its own.
     def gathered_state(self) -> dict:

@@ -44,7 +44,7 @@ def test_the_shipped_settings_pass(no_cuda):
     ('jpeg_range', [0, 95], 'jpeg_range: [0, 95] holds a JPEG quality outside [1, 100]'),
     ('jpeg_range2', [30, 101], 'jpeg_range2: [30, 101] holds a JPEG quality outside [1, 100]'),
     ('queue_size', 100, 'queue_size: 100 is not a multiple of batch_size_per_gpu 12; the pool swaps whole batches: '
-     'use e.g. 96'),
+     'set queue_size to e.g. 96, or 0 for no pool'),
     ('gt_size', 250, 'gt_size: 250 is not a multiple of scale 4; use e.g. 248'),
     ('crop_pad_size', 200, 'crop_pad_size: 200 is too small: the degradations need a region that holds the gt_size '
      "crop (256) and stays wider than the blur kernels' reach (10 px) after resizing by 0.15 and at the LR size; "
@@ -84,5 +84,5 @@ def test_a_validation_set_cannot_degrade_on_the_fly_and_a_preview_without_it_is_
     opt['train']['degradation_preview'] = 2
     report = check_options(opt, 'o.yml', True, check_files=False)
     assert report.errors == []
-    assert report.warnings == ['o.yml: train.degradation_preview: has an effect only when datasets.train.degradation '
-                               'is realworld; remove it']
+    assert report.warnings == ['o.yml: train.degradation_preview: has an effect only when datasets.train is a '
+                               'GTOnlyDataset with degradation realworld; remove it']
