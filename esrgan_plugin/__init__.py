@@ -21,7 +21,7 @@ REGISTERED = {
     'arch': ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator'],
     'model': ['ESRGANPSNRModel', 'ESRGANRaGANModel'],
     'loss': ['ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss'],
-    'dataset': ['DIV2KPairedDataset'],
+    'dataset': ['DIV2KPairedDataset', 'GTOnlyDataset'],
     'metric': ['calculate_lpips', 'calculate_color_shift'],
 }
 
@@ -39,6 +39,7 @@ def register() -> None:
     from esrgan_plugin.archs import rrdbnet_arch  # noqa: F401  ARCH_REGISTRY: ESRGANRRDBNet
     from esrgan_plugin.archs import discriminator_arch  # noqa: F401  ARCH_REGISTRY: ESRGANVGGDiscriminator
     from esrgan_plugin.data import div2k_dataset  # noqa: F401  DATASET_REGISTRY: DIV2KPairedDataset
+    from esrgan_plugin.data import realworld_dataset  # noqa: F401  DATASET_REGISTRY: GTOnlyDataset
     from esrgan_plugin.losses import perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANPerceptualLoss
     from esrgan_plugin.losses import standin_perceptual_loss  # noqa: F401  LOSS_REGISTRY: ESRGANStandInPerceptualLoss
     from esrgan_plugin.losses import ragan_loss  # noqa: F401  LOSS_REGISTRY: ESRGANRaGANLoss

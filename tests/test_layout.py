@@ -20,7 +20,8 @@ LAYERS = (
     ('config',),
     ('compat',),
 )
-COMMANDS = ('cli', 'train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'options', 'schema', 'demo')
+COMMANDS = ('cli', 'train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'options', 'schema', 'demo',
+            'degrade')
 
 
 def modules() -> dict[str, str]:

@@ -47,7 +47,7 @@ def test_register_is_the_one_entry_and_the_import_alone_is_light(tmp_path):
     assert lines[2] == "registered before: ['ESRGANRRDBNet']"
     assert lines[3] == 'ordered_yaml before: basicsr.utils.options'
     every_name = ['ESRGANRRDBNet', 'ESRGANVGGDiscriminator', 'ESRGANPSNRModel', 'ESRGANRaGANModel',
-                  'ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss', 'DIV2KPairedDataset',
+                  'ESRGANPerceptualLoss', 'ESRGANStandInPerceptualLoss', 'ESRGANRaGANLoss', 'DIV2KPairedDataset', 'GTOnlyDataset',
                   'calculate_lpips', 'calculate_color_shift']  # README.md#use-it-from-your-own-basicsr-code
     assert lines[4] == f'registered after: {every_name}'
     assert lines[5] == 'ordered_yaml after: esrgan_plugin.compat'

@@ -12,7 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from esrgan_plugin.choices import COMPILE_MODES, DIST_TIMEOUT_S, PRECISIONS
+from esrgan_plugin.choices import (BLUR_KERNELS, COMPILE_MODES, DEGRADATIONS, DIST_TIMEOUT_S, PRECISIONS,
+                                   REALWORLD_DEFAULTS)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -149,8 +150,67 @@ class OtherDatasetOptions(DataloaderOptions):
     model_config = ConfigDict(extra='allow', strict=True)
 
 
+# The real-world degradation's keys: types and lengths here, defaults from the one table in choices.py; what the
+# values must satisfy (bounds, order, sums, odd sizes) is in config/cross_field_rules.py.
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+UpDownKeep = Annotated[list[float], Field(min_length=3, max_length=3)]
+KernelList = list[Literal[BLUR_KERNELS]]
+
+
+def _realworld(key: str, description: str) -> Any:
+    return Field(REALWORLD_DEFAULTS[key], description=description)
+
+
+class GTOnlyDatasetOptions(DataloaderOptions):
+    """GTOnlyDataset: GT images only; LR made by Real-ESRGAN's degradation or MATLAB bicubic, on the fly."""
+
+    type: Literal['GTOnlyDataset']
+    dataroot_gt: str
+    io_backend: IoBackend
+    gt_size: Optional[PositiveInt] = Field(None, description='HR patch size (train phase); a multiple of scale')
+    use_hflip: bool = False
+    use_rot: bool = False
+    degradation: Literal[DEGRADATIONS] = Field('realworld', description="how LR is made: realworld "
+                                               "(Real-ESRGAN's degradation) or bicubic (MATLAB's, the paper's)")
+    crop_pad_size: PositiveInt = _realworld('crop_pad_size', 'GT region degraded before the gt_size crop; '
+                                            'smaller images are reflect-padded to it')
+    blur_kernel_size: PositiveInt = _realworld('blur_kernel_size', 'largest blur kernel (odd): sizes 7 to it drawn')
+    kernel_list: KernelList = _realworld('kernel_list', "blur kernel types (basicsr's random_mixed_kernels)")
+    kernel_prob: list[float] = _realworld('kernel_prob', 'probability of each kernel_list type')
+    sinc_prob: float = _realworld('sinc_prob', 'probability of a sinc kernel instead of kernel_list\'s')
+    blur_sigma: Range = _realworld('blur_sigma', 'range of the kernels\' sigma (px)')
+    betag_range: Range = _realworld('betag_range', 'range of beta of the generalized Gaussian kernels')
+    betap_range: Range = _realworld('betap_range', 'range of beta of the plateau kernels')
+    blur_kernel_size2: PositiveInt = _realworld('blur_kernel_size2', 'second degradation and final sinc: '
+                                                'largest kernel (odd)')
+    kernel_list2: KernelList = _realworld('kernel_list2', 'second degradation: blur kernel types')
+    kernel_prob2: list[float] = _realworld('kernel_prob2', 'second degradation: probability of each type')
+    sinc_prob2: float = _realworld('sinc_prob2', 'second degradation: probability of a sinc kernel')
+    blur_sigma2: Range = _realworld('blur_sigma2', 'second degradation: range of sigma (px)')
+    betag_range2: Range = _realworld('betag_range2', 'second degradation: generalized Gaussian beta range')
+    betap_range2: Range = _realworld('betap_range2', 'second degradation: plateau beta range')
+    final_sinc_prob: float = _realworld('final_sinc_prob', 'probability of the final sinc filter')
+    resize_prob: UpDownKeep = _realworld('resize_prob', 'probabilities of resizing up, down, or keeping the size')
+    resize_range: Range = _realworld('resize_range', 'range of the resize factor')
+    gaussian_noise_prob: float = _realworld('gaussian_noise_prob', 'probability of Gaussian (else Poisson) noise')
+    noise_range: Range = _realworld('noise_range', 'range of the Gaussian noise sigma (of 255 levels)')
+    poisson_scale_range: Range = _realworld('poisson_scale_range', 'range of the Poisson noise scale')
+    gray_noise_prob: float = _realworld('gray_noise_prob', 'probability that the noise is the same in every channel')
+    jpeg_range: Range = _realworld('jpeg_range', 'range of the JPEG quality (1 to 100)')
+    second_blur_prob: float = _realworld('second_blur_prob', 'probability of the second blur')
+    resize_prob2: UpDownKeep = _realworld('resize_prob2', 'second degradation: up, down, keep probabilities')
+    resize_range2: Range = _realworld('resize_range2', 'second degradation: range of the resize factor')
+    gaussian_noise_prob2: float = _realworld('gaussian_noise_prob2', 'second degradation: Gaussian noise probability')
+    noise_range2: Range = _realworld('noise_range2', 'second degradation: Gaussian sigma range')
+    poisson_scale_range2: Range = _realworld('poisson_scale_range2', 'second degradation: Poisson scale range')
+    gray_noise_prob2: float = _realworld('gray_noise_prob2', 'second degradation: grey noise probability')
+    jpeg_range2: Range = _realworld('jpeg_range2', 'second degradation: JPEG quality range')
+    gt_usm: bool = _realworld('gt_usm', 'train against the GT sharpened by unsharp masking (basicsr\'s USMSharp)')
+
+
 DATASET_SECTIONS = {'DIV2KPairedDataset': DIV2KPairedDatasetOptions,
-                    'PairedImageDataset': PairedImageDatasetOptions}
+                    'PairedImageDataset': PairedImageDatasetOptions,
+                    'GTOnlyDataset': GTOnlyDatasetOptions}
 
 
 class PathOptions(Section):

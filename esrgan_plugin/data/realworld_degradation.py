@@ -45,6 +45,8 @@ from esrgan_plugin.choices import BLUR_KERNELS, REALWORLD_DEFAULTS, RESIZE_MODES
 SMALLEST_KERNEL = 7
 # Kernel types as the dataset reports them (kernel1_type, kernel2_type): basicsr's names, then 'sinc'.
 KERNEL_TYPES = BLUR_KERNELS + ('sinc',)
+# The Gaussian of basicsr's USMSharp() (radius 50, made odd).
+USM_KERNEL_SIZE = 51
 
 
 def _frozen(value: Any) -> Any:
@@ -102,6 +104,17 @@ class RealWorldSettings:
                   for f in dataclasses.fields(cls)}
         return cls(**values)
 
+
+def smallest_region(settings: RealWorldSettings, scale: int) -> int:
+    """The smallest ``crop_pad_size`` the pipeline can filter: reflection padding needs an image more than half
+    a kernel wide, at each size a filter meets: the region (USM, kernel1), the region after the first resize at
+    its smallest (kernel2), the LR (final sinc)."""
+    def needs(kernel_size: int) -> int:
+        return kernel_size // 2 + 1
+
+    usm = needs(USM_KERNEL_SIZE) if settings.gt_usm else 1
+    after_resize = math.ceil(needs(settings.blur_kernel_size2) / min(1.0, settings.resize_range[0]))
+    return max(usm, needs(settings.blur_kernel_size), after_resize, needs(settings.blur_kernel_size2) * scale)
 
 # ----------------------------------------------------------------------------- per sample: the kernels
 def _draw_blur_kernel(max_size: int, kernel_list: tuple, kernel_prob: tuple, sigma: tuple, betag: tuple,

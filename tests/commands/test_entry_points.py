@@ -114,6 +114,22 @@ def test_prepare_data_entry_point(tmp_path):
     assert sorted(p.name for p in (tmp_path / 'prepared').iterdir()) == ['gt.lmdb', 'lq_x4.lmdb']
 
 
+def test_degrade_entry_point(tmp_path):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(photos / 'p.png'), cv2.GaussianBlur(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8), (5, 5), 0))
+    opt = train_options()
+    opt['datasets'] = {'train': {'name': 'p', 'type': 'GTOnlyDataset', 'dataroot_gt': str(photos), 'gt_size': 32,
+                                 'crop_pad_size': 80, 'io_backend': {'type': 'disk'}, 'num_worker_per_gpu': 0,
+                                 'batch_size_per_gpu': 1}}
+    del opt['val']
+    (tmp_path / 'o.yml').write_text(yaml.safe_dump(opt))
+    result = run_module('degrade', '-opt', 'o.yml', '-n', '2', '-o', 'preview', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / 'preview').iterdir()) == ['0_gt.png', '0_lq.png', '1_gt.png',
+                                                                         '1_lq.png', 'sheet.png']
+
 def test_options_entry_point(tmp_path):
     result = run_module('options', '--list', cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import PYTHON, REPO_ROOT, subprocess_env
 
-MODULES = ['train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'demo', 'options', 'schema']
+MODULES = ['train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'demo', 'options', 'schema', 'degrade']
 SCRIPTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO_ROOT, 'scripts', '*.py')))
 # Scripts that hand their arguments over to a command: the help that comes back is the command's.
 HANDED_OVER = {'interpolate_networks.py': 'interpolate', 'prepare_data.py': 'prepare_data'}

@@ -11,7 +11,7 @@ from basicsr.utils.img_process_util import USMSharp, filter2D
 
 import esrgan_plugin
 from esrgan_plugin.data.realworld_degradation import (KERNEL_TYPES, RealWorldSettings, degrade_batch,
-                                                      describe_draws, draw_kernels, seeded)
+                                                      describe_draws, draw_kernels, seeded, smallest_region)
 
 esrgan_plugin.register()  # compat: basicsr's degradations import a torchvision module current torch lacks
 
@@ -28,7 +28,7 @@ def kernel_batch(s: RealWorldSettings, n: int) -> dict:
     return {k: torch.stack([d[k] for d in drawn]) for k in drawn[0]}
 
 
-def gt_batch(n: int = 3, size: int = 64) -> torch.Tensor:
+def gt_batch(n: int = 3, size: int = 80) -> torch.Tensor:
     # smooth content with edges, as photos have (noise on pure noise would hide a wrong blur)
     g = torch.Generator().manual_seed(1)
     coarse = torch.rand(n, 3, size // 8, size // 8, generator=g)
@@ -88,7 +88,7 @@ def test_the_draws_cover_every_branch_over_the_seeds():
 def test_batch_shapes_and_range():
     s = settings()
     with seeded(0, CPU):
-        out = degrade_batch(gt_batch(5, 48), kernel_batch(s, 5), settings(gt_size=40), SCALE)
+        out = degrade_batch(gt_batch(5, 96), kernel_batch(s, 5), settings(gt_size=40), SCALE)
     assert out.gt.shape == (5, 3, 40, 40) and out.lq.shape == (5, 3, 10, 10)
     assert out.lq.min() >= 0 and out.lq.max() <= 1
     assert torch.equal((out.lq * 255).round(), out.lq * 255)  # 8-bit levels, as an LR file holds
@@ -163,3 +163,16 @@ def test_settings_read_the_dataset_section_with_realesrgan_defaults():
 def dataclasses_frozen_error():
     import dataclasses
     return dataclasses.FrozenInstanceError
+
+
+def test_smallest_region_leaves_every_filter_an_image_to_pad():
+    s = settings()
+    smallest = smallest_region(s, SCALE)
+    kernel2 = torch.ones(1, 21, 21) / 21**2
+    # kernel2 after the first resize at its smallest factor, as F.interpolate sizes it
+    after_resize = torch.nn.functional.interpolate(torch.rand(1, 3, smallest, smallest), scale_factor=0.15)
+    filter2D(after_resize, kernel2)  # basicsr's filter2D pads by reflection: this size is enough
+    too_small = torch.nn.functional.interpolate(torch.rand(1, 3, smallest - 1, smallest - 1), scale_factor=0.15)
+    with pytest.raises(RuntimeError, match='[Pp]adding size'):
+        filter2D(too_small, kernel2)
+    assert smallest_region(settings(gt_usm=False, resize_range=[0.5, 1.5], blur_kernel_size2=9), 4) == 20  # an LR of 4 + 1 px
