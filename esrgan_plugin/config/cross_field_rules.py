@@ -5,7 +5,7 @@ import inspect
 import os
 from typing import Any
 
-from esrgan_plugin.choices import REALWORLD_DEFAULTS
+from esrgan_plugin.choices import REALWORLD_DEFAULTS, REALWORLD_QUEUE_SIZE
 from esrgan_plugin.config.problems import EXAMPLE, Problem, get, is_number, mapping, warning
 from esrgan_plugin.config.registered_sections import is_ours_or_basicsrs, registered
 from esrgan_plugin.config.sections import DATASET_SECTIONS
@@ -15,6 +15,7 @@ GAN_MODELS = ('ESRGANRaGANModel', 'SRGANModel', 'ESRGANModel')
 # Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
 TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
                     'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
+                    'GTOnlyDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
                     'PairedImageDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size', 'use_hflip',
                                            'use_rot')}
 
@@ -192,7 +193,7 @@ _CHOICE_LISTS = {'kernel_prob': 'kernel_list', 'kernel_prob2': 'kernel_list2'}
 
 def _degradations(opt: dict) -> list:
     """Real-world degradation settings of every dataset that makes its LR on the fly; only the train set may."""
-    from esrgan_plugin.models.realworld_batches import DEFAULT_QUEUE_SIZE, makes_realworld_pairs
+    from esrgan_plugin.models.realworld_batches import makes_realworld_pairs
     problems = []
     for phase, dataset in mapping(opt, 'datasets').items():
         if not isinstance(dataset, dict) or not makes_realworld_pairs(dataset):
@@ -203,7 +204,7 @@ def _degradations(opt: dict) -> list:
                                     'docs/data.md#a-fixed-real-world-test-set) with prepared LR'))
             continue
         problems += _degradation_values(dataset, ('datasets', phase)) + _degradation_sizes(opt, dataset)
-        queue, batch = dataset.get('queue_size', DEFAULT_QUEUE_SIZE), dataset.get('batch_size_per_gpu')
+        queue, batch = dataset.get('queue_size', REALWORLD_QUEUE_SIZE), dataset.get('batch_size_per_gpu')
         if type(queue) is int and type(batch) is int and batch > 0 and queue % batch:
             where = '' if 'queue_size' in dataset else ' (its default)'
             problems.append(Problem(('datasets', 'train', 'queue_size'), f'{queue}{where} is not a multiple of '
@@ -244,9 +245,7 @@ def _degradation_values(dataset: dict, where: tuple) -> list:
         values = dataset.get(key)
         if not isinstance(values, list) or not all(is_number(v) for v in values):
             continue
-        if len(values) != 2:
-            bad(key, f'{values} is not a range; write [low, high]')
-        elif values[0] > values[1]:
+        if len(values) == 2 and values[0] > values[1]:  # the schema says a range has two values
             bad(key, f'{values} is not ordered; write [low, high], e.g. {sorted(values)}')
     for key in DEGRADATION_KERNEL_SIZES:
         value = dataset.get(key)

@@ -24,14 +24,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from esrgan_plugin.choices import REALWORLD_QUEUE_SIZE
 from esrgan_plugin.data.realworld_degradation import RealWorldSettings, degrade_batch, seeded
 from esrgan_plugin.training import distributed
 
 # What the realworld train dataset yields besides the GT: the kernels drawn for each sample (and the kinds of the
 # first two, which only label the preview).
 KERNEL_KEYS = ('kernel1', 'kernel2', 'sinc_kernel', 'kernel1_type', 'kernel2_type')
-# Real-ESRGAN's pool size (its option files' queue_size), for a dataset section that leaves it out.
-DEFAULT_QUEUE_SIZE = 180
 # Keeps a batch's seeds apart from the per-sample seeds of the data order (training.train_data.sample_seed).
 _BATCH_STREAM = 0x5245414C
 
@@ -111,7 +110,7 @@ class RealWorldBatches:
         self.device = device
         self.seed = int(opt.get('manual_seed') or 0)
         self.rank = int(opt.get('rank', 0))
-        self.pool = TrainingPairPool(int(dataset_opt.get('queue_size', DEFAULT_QUEUE_SIZE)))
+        self.pool = TrainingPairPool(int(dataset_opt.get('queue_size', REALWORLD_QUEUE_SIZE)))
         self.previews = int(opt['train'].get('degradation_preview', 0))
         self.iteration = 0  # of the batch made last; a resumed run starts from the state's iteration
 
