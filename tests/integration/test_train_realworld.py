@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PYTHON, free_port, run_command, subprocess_env
+from conftest import PYTHON, free_port, run_command, run_command_in, subprocess_env
 from esrgan_plugin import prepare_data, train
 from builders import read_log
 
@@ -36,8 +36,8 @@ def photo(size, seed):
 
 @pytest.fixture(scope='module')
 def photos(tmp_path_factory):
-    """GT photos where the shipped files look for them, and the fixed real-world validation set made from others."""
-    root = tmp_path_factory.mktemp('realworld')
+    """GT photos where the shipped files look for them, and held-out photos for the validation set."""
+    root = tmp_path_factory.mktemp('photos')
     (root / 'datasets' / 'DF2K_OST').mkdir(parents=True)
     for i in range(4):
         cv2.imwrite(str(root / 'datasets' / 'DF2K_OST' / f'{i}.png'), photo(64, i))
@@ -46,16 +46,28 @@ def photos(tmp_path_factory):
     return root
 
 
-def fresh(photos, tmp_path):
+def fresh(photos, folder):
     """A working folder with the photos and the validation set (made by prepare_data, as users make it)."""
-    shutil.copytree(photos / 'datasets', tmp_path / 'datasets')
-    assert prepare_data.main([str(photos / 'held_out'), str(tmp_path / 'datasets' / 'DIV2K' / 'valid_realworld_x4'),
+    shutil.copytree(photos / 'datasets', folder / 'datasets')
+    assert prepare_data.main([str(photos / 'held_out'), str(folder / 'datasets' / 'DIV2K' / 'valid_realworld_x4'),
                               '--realworld-test', '--crop', '128']) == 0
-    return tmp_path
+    return folder
 
 
 def overrides(*entries):
     return ['--force_yml', *entries]
+
+
+STAGE1 = overrides(*TINY, 'train:total_iter=4', 'train:degradation_preview=1')
+
+
+@pytest.fixture(scope='module')
+def stage1(photos, tmp_path_factory):
+    """The folder where stage 1 ran 4 iterations (checkpoints at 2 and 4; the pool full from iteration 2)."""
+    root = fresh(photos, tmp_path_factory.mktemp('stage1'))
+    run = run_command_in(root, train.main, '-opt', PSNR, *STAGE1)
+    assert run.code == 0, run.err[-3000:]
+    return root
 
 
 def weights(exp, iteration):
@@ -63,12 +75,8 @@ def weights(exp, iteration):
             torch.load(exp / 'training_states' / f'{iteration}.state', weights_only=True))
 
 
-def test_both_shipped_files_train_on_gt_photos_with_a_preview_and_validation(photos, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(fresh(photos, tmp_path))
-    run = run_command(capsys, train.main, '-opt', PSNR, *overrides(*TINY, 'train:total_iter=4',
-                                                                   'train:degradation_preview=1'))
-    assert run.code == 0, run.err[-3000:]
-    exp = tmp_path / 'experiments' / 'RRDBNet_PSNR_x4_realworld'
+def test_stage_1_trains_on_gt_photos_writes_the_preview_and_validates(stage1):
+    exp = stage1 / 'experiments' / 'RRDBNet_PSNR_x4_realworld'
     assert (exp / 'models' / 'net_g_latest.pth').is_file()
     preview = exp / 'degradation_preview' / 'iter_1'
     assert sorted(p.name for p in preview.iterdir()) == ['0_gt.png', '0_lq.png', '1_gt.png', '1_lq.png', 'sheet.png']
@@ -78,10 +86,12 @@ def test_both_shipped_files_train_on_gt_photos_with_a_preview_and_validation(pho
     pool = torch.load(exp / 'training_states' / '4.state', weights_only=True)['realworld_pools']
     assert len(pool) == 1 and pool[0]['filled'] == 4 and pool[0]['lq'].shape == (4, 3, 8, 8)
 
-    # stage 2 starts from stage 1's result, as the shipped file says
+
+def test_stage_2_trains_from_stage_1s_result(stage1, monkeypatch, capsys):
+    monkeypatch.chdir(stage1)
     run = run_command(capsys, train.main, '-opt', GAN, *overrides(*TINY, *GAN_TINY, 'train:total_iter=2'))
     assert run.code == 0, run.err[-3000:]
-    exp = tmp_path / 'experiments' / 'ESRGAN_x4_realworld'
+    exp = stage1 / 'experiments' / 'ESRGAN_x4_realworld'
     log = read_log(exp)
     assert 'RRDBNet_PSNR_x4_realworld/models/net_g_latest.pth into the generator' in log
     for key in ('l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake'):
@@ -89,25 +99,26 @@ def test_both_shipped_files_train_on_gt_photos_with_a_preview_and_validation(pho
     assert (exp / 'models' / 'net_d_latest.pth').is_file()
 
 
-def test_stop_and_auto_resume_give_the_weights_of_an_uninterrupted_run(photos, tmp_path, monkeypatch, capsys):
-    """6 iterations against stopping after 4 and resuming: the pool is full from iteration 2, so iterations 5 and
-    6 train on pairs drawn from the pool the state saved."""
-    monkeypatch.chdir(fresh(photos, tmp_path))
-    args = overrides(*TINY, 'train:total_iter=6', 'val:val_freq=100')
-    assert run_command(capsys, train.main, '-opt', PSNR, *args).code == 0
-    whole = tmp_path / 'experiments' / 'RRDBNet_PSNR_x4_realworld'
-    expected = weights(whole, 6)
-    # the experiment as a run stopped right after saving iteration 4 leaves it
-    for folder in (whole / 'models', whole / 'training_states'):
-        for path in folder.iterdir():
-            if path.name not in ('net_g_2.pth', 'net_g_4.pth', '2.state', '4.state'):
-                path.unlink()
-    assert run_command(capsys, train.main, '-opt', PSNR, *args, '--auto_resume').code == 0
-    assert 'iter: 4.' in read_log(whole).split('Resuming training from epoch: ')[1]
-    got = weights(whole, 6)
-    for name, tensor in expected[0]['params'].items():
-        assert torch.equal(got[0]['params'][name], tensor), name
-    assert torch.equal(got[1]['realworld_pools'][0]['lq'], expected[1]['realworld_pools'][0]['lq'])
+def test_stop_and_auto_resume_give_the_weights_of_an_uninterrupted_run(stage1, tmp_path, monkeypatch, capsys):
+    """Stage 1 stopped after iteration 2 and resumed: iterations 3 and 4 train on pairs drawn from the pool the
+    state saved, and end where the uninterrupted run ended."""
+    shutil.copytree(stage1 / 'datasets', tmp_path / 'datasets')
+    whole = stage1 / 'experiments' / 'RRDBNet_PSNR_x4_realworld'
+    stopped = tmp_path / 'experiments' / 'RRDBNet_PSNR_x4_realworld'
+    for folder, names in (('models', ['net_g_2.pth']), ('training_states', ['2.state'])):
+        (stopped / folder).mkdir(parents=True)
+        for name in names:  # the experiment as a run stopped right after saving iteration 2 leaves it
+            shutil.copy(whole / folder / name, stopped / folder / name)
+    monkeypatch.chdir(tmp_path)
+    assert run_command(capsys, train.main, '-opt', PSNR, *STAGE1, '--auto_resume').code == 0
+    assert 'iter: 2.' in read_log(stopped).split('Resuming training from epoch: ')[1]
+    expected, got = weights(whole, 4), weights(stopped, 4)
+    assert expected[0].keys() == got[0].keys() == {'params', 'params_ema'}
+    for key in expected[0]:
+        for name, tensor in expected[0][key].items():
+            assert torch.equal(got[0][key][name], tensor), (key, name)
+    for key in ('lq', 'gt'):
+        assert torch.equal(got[1]['realworld_pools'][0][key], expected[1]['realworld_pools'][0][key])
 
 
 def test_two_ddp_ranks_draw_different_lr_from_the_same_gt(photos, tmp_path):
