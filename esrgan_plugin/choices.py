@@ -44,9 +44,9 @@ DEGRADATIONS = ('realworld', 'bicubic')
 BLUR_KERNELS = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso')
 # The interpolation modes basicsr's RealESRNetModel draws from for every random resize, in its order.
 RESIZE_MODES = ('area', 'bilinear', 'bicubic')
-# The real-world degradation's settings, by the names Real-ESRGAN's options/train_realesrnet_x4plus.yml gives
-# them, with its values (Wang et al., 2021, https://arxiv.org/abs/2107.10833). The schema's defaults, the
-# pipeline's RealWorldSettings and docs/training.md#real-world-degradations all read this one table.
+# The real-world degradation's settings, by the names Real-ESRGAN's train_realesrnet_x4plus.yml gives
+# them, with its values (Wang et al., 2021, https://arxiv.org/abs/2107.10833). The schema's defaults and the
+# pipeline's RealWorldSettings read this one table; docs/training.md#degradation-settings lists it (a test keeps them equal).
 # crop_pad_size is the region basicsr's RealESRGANDataset cuts (and pads) before degrading, hard-coded there.
 REALWORLD_DEFAULTS = {
     'blur_kernel_size': 21, 'kernel_list': list(BLUR_KERNELS), 'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],

@@ -2,20 +2,20 @@
 
 ``write_preview`` writes ``<k>_gt.png`` and ``<k>_lq.png`` for each pair and ``sheet.png``: one row per pair,
 the GT crop, its LR enlarged to the GT's size (nearest neighbour, so the LR's own pixels show), and the
-degradations drawn for it (``realworld_degradation.describe_draws``). The ``degrade`` command and training's
+degradations drawn for it (:func:`describe_draws`). The ``degrade`` command and training's
 dump of its first batches both call it.
 """
 from __future__ import annotations
 
 import os
 import random
-from typing import Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from esrgan_plugin.data.realworld_degradation import DegradedBatch, degrade_batch, describe_draws, seeded
+from esrgan_plugin.data.realworld_degradation import DegradedBatch, degrade_batch, seeded
 from esrgan_plugin.fileio import save_image
 
 _LABEL_WIDTH = 250  # px of text beside each pair
@@ -61,6 +61,28 @@ def to_bgr8(image: torch.Tensor) -> np.ndarray:
     """RGB CHW float in [0, 1] -> uint8 BGR HWC, rounded as basicsr's tensor2img rounds."""
     rgb = image.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     return np.ascontiguousarray((rgb[:, :, ::-1] * 255.0).round().astype(np.uint8))
+
+
+def describe_draws(draw: Mapping) -> list[str]:
+    """One sample's draws as short lines (the preview's labels)."""
+    def kernel(k: Any) -> str:
+        if k is None:
+            return 'none'
+        spread = '' if k['spread'] is None else ' sd %.1f/%.1f' % k['spread']
+        return f"{k['type'] or 'blur'}{spread}"
+
+    def resize(r: tuple) -> str:
+        return f'{r[0]} x{r[1]:.2f} {r[2]}'
+
+    def noise(n: tuple) -> str:
+        unit = 'sigma' if n[0] == 'gaussian' else 'scale'
+        return f"{n[0]}{' grey' if n[2] else ''} {unit} {n[1]:.2f}"
+
+    return [f"1 blur {kernel(draw['kernel1'])}", f"1 resize {resize(draw['resize1'])}",
+            f"1 noise {noise(draw['noise1'])}", f"1 jpeg q{draw['jpeg1_quality']:.0f}",
+            f"2 blur {kernel(draw['kernel2'])}", f"2 resize {resize(draw['resize2'])}",
+            f"2 noise {noise(draw['noise2'])}", f"2 jpeg q{draw['jpeg2_quality']:.0f}",
+            f"final sinc {'yes' if draw['final_sinc'] else 'no'}, {draw['final_order']}"]
 
 
 def _labels(pair: PreviewPair) -> list[str]:

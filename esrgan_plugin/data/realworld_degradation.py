@@ -169,7 +169,16 @@ def draw_kernels(settings: RealWorldSettings) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------- per batch: the degradation
 class DegradedBatch(NamedTuple):
     """``gt`` (USM-sharpened if ``gt_usm``) and ``lq`` cropped to gt_size and gt_size / scale; ``draws``: one
-    dict per sample (see :func:`degrade_batch`)."""
+    dict per sample:
+
+    ``kernel1``, ``kernel2``: ``{'type': a KERNEL_TYPES name (None without the batch's kernel types),
+    'spread': (major, minor) standard deviations in px, None for a sinc}``; ``kernel2`` is None where the second
+    blur was not drawn. ``resize1``, ``resize2``: (``'up'``/``'down'``/``'keep'``, factor, interpolation mode).
+    ``noise1``, ``noise2``: (``'gaussian'``/``'poisson'``, sigma in levels of 255 or Poisson scale, grey).
+    ``jpeg1_quality``, ``jpeg2_quality``: floats in the jpeg ranges. ``final_sinc``: whether the final sinc
+    was drawn; ``final_order``: ``'resize+sinc, jpeg'`` or ``'jpeg, resize+sinc'``; ``final_resize_mode``.
+    Resizes, noise kinds and the order are drawn once per batch, so every sample's dict repeats them.
+    """
     gt: torch.Tensor
     lq: torch.Tensor
     draws: list
@@ -255,7 +264,7 @@ def degrade_batch(gt: torch.Tensor, kernels: Mapping[str, torch.Tensor], setting
     pair is cropped at one random place (basicsr's ``paired_random_crop``) to ``settings.gt_size`` and
     gt_size / scale, as feed_data does: degrading the larger ``crop_pad_size`` region keeps the blur's and the
     resizes' borders out of the crop. The LR is rounded to 8-bit levels. Draws come from the global generators
-    (torch's of ``gt.device``); each sample's dict in ``draws`` names them (see :func:`describe_draws`).
+    (torch's of ``gt.device``); each sample's dict in ``draws`` names them (``esrgan_plugin/data/degradation_preview.py`` labels them).
     """
     s = settings
     if s.gt_usm:
@@ -331,28 +340,6 @@ def _per_sample(batch: dict, kernels: Mapping[str, torch.Tensor]) -> list[dict]:
 def _noise_draw(noise: tuple, index: int) -> tuple[str, float, bool]:
     kind, amount, gray = noise
     return kind, float(amount[index]), bool(gray[index] > 0)
-
-
-def describe_draws(draw: Mapping) -> list[str]:
-    """One sample's draws as short lines (the preview's labels)."""
-    def kernel(k: Any) -> str:
-        if k is None:
-            return 'none'
-        spread = '' if k['spread'] is None else ' sd %.1f/%.1f' % k['spread']
-        return f"{k['type'] or 'blur'}{spread}"
-
-    def resize(r: tuple) -> str:
-        return f'{r[0]} x{r[1]:.2f} {r[2]}'
-
-    def noise(n: tuple) -> str:
-        unit = 'sigma' if n[0] == 'gaussian' else 'scale'
-        return f"{n[0]}{' grey' if n[2] else ''} {unit} {n[1]:.2f}"
-
-    return [f"1 blur {kernel(draw['kernel1'])}", f"1 resize {resize(draw['resize1'])}",
-            f"1 noise {noise(draw['noise1'])}", f"1 jpeg q{draw['jpeg1_quality']:.0f}",
-            f"2 blur {kernel(draw['kernel2'])}", f"2 resize {resize(draw['resize2'])}",
-            f"2 noise {noise(draw['noise2'])}", f"2 jpeg q{draw['jpeg2_quality']:.0f}",
-            f"final sinc {'yes' if draw['final_sinc'] else 'no'}, {draw['final_order']}"]
 
 
 @contextlib.contextmanager

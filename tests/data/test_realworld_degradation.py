@@ -10,8 +10,9 @@ from basicsr.utils.diffjpeg import DiffJPEG
 from basicsr.utils.img_process_util import USMSharp, filter2D
 
 import esrgan_plugin
-from esrgan_plugin.data.realworld_degradation import (KERNEL_TYPES, RealWorldSettings, degrade_batch,
-                                                      describe_draws, draw_kernels, seeded, smallest_region)
+from esrgan_plugin.data.degradation_preview import describe_draws
+from esrgan_plugin.data.realworld_degradation import (KERNEL_TYPES, RealWorldSettings, degrade_batch, draw_kernels,
+                                                      seeded, smallest_region)
 
 esrgan_plugin.register()  # compat: basicsr's degradations import a torchvision module current torch lacks
 
@@ -70,6 +71,25 @@ def test_equals_basicsr_feed_data_for_the_same_draws(monkeypatch, seed, changes)
     torch.testing.assert_close(ours.lq, model.lq, rtol=0, atol=1e-6)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_equals_basicsr_feed_data_on_cuda(monkeypatch):
+    # on CUDA basicsr's .cuda() calls are real; the draws come from the CUDA generator in both
+    monkeypatch.setattr(realesrnet_model, 'filter2D', lambda img, kernel: filter2D(img.contiguous(), kernel))
+    cuda = torch.device('cuda')
+    s = settings()
+    for seed in range(4):
+        with seeded(100 + seed, CPU):
+            kernels = kernel_batch(s, 3)
+        gt = gt_batch().to(cuda)
+        model = basicsr_model(s, 3)
+        model.device, model.jpeger, model.usm_sharpener = cuda, model.jpeger.to(cuda), model.usm_sharpener.to(cuda)
+        with seeded(seed, cuda):
+            model.feed_data({'gt': gt.clone(), **{k: v.clone() for k, v in kernels.items()}})
+        with seeded(seed, cuda):
+            ours = degrade_batch(gt.clone(), kernels, s, SCALE)
+        assert ours.lq.device.type == 'cuda'
+        torch.testing.assert_close(ours.lq, model.lq, rtol=0, atol=1e-5)
+
 def test_the_draws_cover_every_branch_over_the_seeds():
     # the equivalence above means something only if its seeds go through the branches
     s = settings()
@@ -84,6 +104,25 @@ def test_the_draws_cover_every_branch_over_the_seeds():
     assert {'up', 'down', 'keep', 'gaussian', 'poisson', 'jpeg, resize+sinc', 'resize+sinc, jpeg', True,
             False} <= seen
 
+
+def test_kernels_are_basicsr_datasets_for_the_same_seed(tmp_path):
+    from basicsr.data.realesrgan_dataset import RealESRGANDataset
+
+    import cv2
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((16, 16, 3), np.uint8))  # padded to 400: no draw before
+    (tmp_path / 'meta.txt').write_text('a.png\n')
+    s = settings()
+    opt = {**{k: list(v) if isinstance(v, tuple) else v for k, v in vars(s).items()},
+           'dataroot_gt': str(tmp_path), 'meta_info': str(tmp_path / 'meta.txt'), 'io_backend': {'type': 'disk'},
+           'use_hflip': False, 'use_rot': False}
+    theirs_dataset = RealESRGANDataset(opt)
+    for seed in range(6):
+        with seeded(seed, CPU):
+            theirs = theirs_dataset[0]
+        with seeded(seed, CPU):
+            ours = draw_kernels(s)
+        for key in ('kernel1', 'kernel2', 'sinc_kernel'):
+            torch.testing.assert_close(ours[key], theirs[key], rtol=0, atol=0)
 
 def test_batch_shapes_and_range():
     s = settings()
@@ -176,3 +215,16 @@ def test_smallest_region_leaves_every_filter_an_image_to_pad():
     with pytest.raises(RuntimeError, match='[Pp]adding size'):
         filter2D(too_small, kernel2)
     assert smallest_region(settings(gt_usm=False, resize_range=[0.5, 1.5], blur_kernel_size2=9), 4) == 20  # an LR of 4 + 1 px
+
+
+def test_the_training_docs_list_every_setting_with_its_default():
+    import os
+
+    import yaml
+
+    from conftest import REPO_ROOT
+    from esrgan_plugin.choices import REALWORLD_DEFAULTS
+    text = open(os.path.join(REPO_ROOT, 'docs', 'training.md'), encoding='utf-8').read()
+    for key, value in REALWORLD_DEFAULTS.items():
+        row = f'| `{key}` | `{yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}` |'
+        assert row in text, row
