@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     realworld = parser.add_argument_group('a fixed real-world test set')
     realworld.add_argument('--realworld-test', action='store_true', help='write gt/ and lq_x<scale>/ PNG folders: '
                            'the centred --crop square of each image (or the largest that fits) and its LR made by '
-                           "Real-ESRGAN's degradations, drawn from --seed and the file name")
+                           "Real-ESRGAN's degradations, drawn from --seed and the file name (only --scale, --crop, "
+                           '--png-level and --overwrite apply)')
     realworld.add_argument('--seed', type=int, default=0, help='with --realworld-test: the seed of the draws')
     return parser
 
