@@ -1,0 +1,93 @@
+"""Animated GIF, WebP and PNG: every frame upscaled, in order, with its duration and the loop count kept.
+
+The inputs are made here with Pillow and the outputs read back with Pillow; each lossless output frame is the net
+run directly on the matching input frame.
+"""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny_generator
+from esrgan_plugin.inference import image_io, upscale
+
+DURATIONS = [40, 70, 120]
+
+
+@pytest.fixture(scope='module')
+def net():
+    return tiny_generator(scale=4, seed=5)
+
+
+def net_output(net, rgb8: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out = net(torch.from_numpy(rgb8.transpose(2, 0, 1) / 255.0).float().unsqueeze(0))
+    return np.round(out[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255)
+
+
+def animation(path, loop=None, seed=0) -> list[np.ndarray]:
+    """Three random 10 x 8 frames saved as an animation; returns the frames as Pillow reads them back."""
+    rng = np.random.default_rng(seed)
+    frames = [Image.fromarray(rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)) for _ in DURATIONS]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=DURATIONS,
+                   **({} if loop is None else {'loop': loop}), **({'lossless': True} if str(path).endswith('webp')
+                                                                    else {}))
+    return [np.asarray(frame.convert('RGB')) for frame in frames_of(path)]
+
+
+def frames_of(path) -> list[Image.Image]:
+    out = []
+    with Image.open(path) as image:
+        for index in range(image.n_frames):
+            image.seek(index)
+            image.load()
+            frame = image.copy()
+            frame.info['duration'] = image.info.get('duration')
+            out.append(frame)
+    return out
+
+
+@pytest.mark.parametrize('src_ext, out_ext, loop', [('gif', 'gif', 3), ('gif', 'gif', None), ('webp', 'webp', 2),
+                                                    ('png', 'png', 0), ('gif', 'png', 5), ('png', 'webp', 4)])
+def test_frames_durations_and_loop_are_kept(tmp_path, net, src_ext, out_ext, loop):
+    inputs = animation(tmp_path / f'anim.{src_ext}', loop)
+    picture = image_io.read_image(str(tmp_path / f'anim.{src_ext}'))
+    assert picture.frames == 3 and picture.color.shape == (8, 10, 3)
+    upscale.write_upscaled(net, picture, str(tmp_path / f'anim_out.{out_ext}'))
+    frames = frames_of(tmp_path / f'anim_out.{out_ext}')
+    assert [f.size for f in frames] == [(40, 32)] * 3
+    assert [int(f.info['duration']) for f in frames] == DURATIONS
+    with Image.open(tmp_path / f'anim_out.{out_ext}') as out:
+        assert out.info.get('loop') == (loop if loop is not None or out_ext == 'gif' else 1)
+    expected = [net_output(net, frame) for frame in inputs]
+    got = [np.asarray(f.convert('RGB')).astype(float) for f in frames]
+    for index, frame in enumerate(got):  # each output frame nearest to its own input frame's upscale
+        assert int(np.argmin([np.abs(frame - e).mean() for e in expected])) == index
+    if out_ext == 'png':  # lossless: the net's output itself
+        assert max(np.abs(g - e).max() for g, e in zip(got, expected)) <= 1
+
+
+def test_an_animation_goes_to_a_format_that_holds_one(tmp_path):
+    src = str(tmp_path / 'anim.gif')
+    assert image_io.output_path(src, 'out', '_x', 'jpg', has_alpha=False, animated=True).endswith('anim_x.png')
+    assert image_io.output_path(src, 'out', '_x', 'auto', has_alpha=False, animated=True).endswith('anim_x.gif')
+    assert image_io.output_path(src, 'out', '_x', 'webp', has_alpha=False, animated=True).endswith('anim_x.webp')
+
+
+def test_a_transparent_gif_keeps_its_transparency(tmp_path, net):
+    rng = np.random.default_rng(4)
+    frames = []
+    for _ in DURATIONS:
+        rgba = rng.integers(0, 256, (8, 10, 4), dtype=np.uint8)
+        rgba[..., 3] = np.where(rng.random((8, 10)) < 0.5, 0, 255)
+        frames.append(Image.fromarray(rgba))
+    frames[0].save(tmp_path / 'a.png', save_all=True, append_images=frames[1:], duration=DURATIONS)
+    picture = image_io.read_image(str(tmp_path / 'a.png'))
+    assert picture.alpha is not None and picture.animation.has_alpha
+    upscale.write_upscaled(net, picture, str(tmp_path / 'a_out.png'), alpha_mode='bicubic')
+    out = frames_of(tmp_path / 'a_out.png')
+    assert len(out) == 3 and all(f.mode == 'RGBA' for f in out)
+    alpha = [np.asarray(f)[..., 3] for f in out]
+    for frame, a in zip(frames, alpha):  # transparent where the input was, frame by frame (inside, bicubic blurs)
+        was_opaque = np.asarray(frame)[..., 3].repeat(4, 0).repeat(4, 1) > 127
+        assert np.mean(was_opaque == (a > 127)) > 0.8
