@@ -3,7 +3,9 @@
 OpenCV encodes the pixels (exactly as without metadata: 16-bit PNG included, which Pillow cannot write in colour,
 and without a second copy of a large output in Pillow's memory); the metadata goes in as the containers define it:
 PNG chunks after the header (``iCCP``, ``eXIf``, ``iTXt XML:com.adobe.xmp``), JPEG APP segments after the JFIF one
-(APP1 Exif, APP1 XMP, APP2 ICC_PROFILE in pieces), WebP chunks around the image in an extended (``VP8X``) file.
+(APP1 Exif, APP1 XMP, APP2 ICC_PROFILE in pieces), WebP chunks around the image in an extended (``VP8X``) file,
+TIFF tags in a first directory written again at the end of the file (the profile, the XMP and the EXIF's text tags
+of the first directory: make, model, date; the EXIF sub-directory, whose offsets would all move, is left out).
 The result is a list of pieces, the encoded image among them as a view, written one after the other.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ def embed_metadata(encoded: memoryview, ext: str, metadata: PhotoMetadata, size:
     """``encoded`` (an image file made by OpenCV, format by ``ext``) with ``metadata`` in it, as pieces.
 
     ``size`` (width, height) and ``has_alpha`` describe the image, which WebP's extended header repeats.
-    Formats that hold none of it (BMP, PPM, PGM, and TIFF as OpenCV writes it) are returned as they are.
+    Formats that hold none of it (BMP, PPM, PGM) are returned as they are.
     """
     if metadata == PhotoMetadata():
         return [encoded]
@@ -38,6 +40,8 @@ def embed_metadata(encoded: memoryview, ext: str, metadata: PhotoMetadata, size:
         return _jpeg(encoded, metadata)
     if ext == '.webp':
         return _webp(encoded, metadata, size, has_alpha)
+    if ext in ('.tif', '.tiff'):
+        return _tiff(encoded, metadata)
     return [encoded]
 
 
@@ -103,3 +107,61 @@ def _webp(encoded: memoryview, metadata: PhotoMetadata, size: tuple[int, int], h
     if metadata.xmp:
         body += _webp_chunk(b'XMP ', metadata.xmp)
     return [b'RIFF' + struct.pack('<I', 4 + sum(len(p) for p in body)) + b'WEBP', *body]
+
+
+_TIFF_VALUE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}  # bytes per value
+_TIFF_ASCII, _TIFF_BYTE, _TIFF_UNDEFINED = 2, 1, 7
+_TIFF_ICC_TAG, _TIFF_XMP_TAG = 34675, 700
+# The EXIF tags a TIFF's own first directory holds as text: description, make, model, software, date, artist,
+# copyright.
+_TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+
+
+def _tiff_text_tags(exif: bytes) -> dict[int, bytes]:
+    """The text tags of the EXIF's first directory (``_TIFF_TEXT_TAGS``), as their bytes."""
+    order = {b'II': '<', b'MM': '>'}.get(exif[:2])
+    found = {}
+    try:
+        ifd = struct.unpack_from(order + 'I', exif, 4)[0]
+        for i in range(struct.unpack_from(order + 'H', exif, ifd)[0]):
+            tag, kind, count = struct.unpack_from(order + 'HHI', exif, ifd + 2 + 12 * i)
+            if tag in _TIFF_TEXT_TAGS and kind == _TIFF_ASCII:
+                start = ifd + 2 + 12 * i + 8 if count <= 4 else struct.unpack_from(order + 'I', exif,
+                                                                                    ifd + 2 + 12 * i + 8)[0]
+                found[tag] = exif[start:start + count]
+    except (struct.error, TypeError):  # damaged, or no TIFF header (order None): what was read so far
+        pass
+    return found
+
+
+def _tiff(encoded: memoryview, metadata: PhotoMetadata) -> list[Piece]:
+    """A classic TIFF whose first directory is copied to the end of the file with the new tags added."""
+    order = {b'II': '<', b'MM': '>'}.get(bytes(encoded[:2]))
+    if order is None or struct.unpack_from(order + 'H', encoded, 2)[0] != 42:
+        return [encoded]  # not a classic TIFF (BigTIFF): written as it is
+    ifd = struct.unpack_from(order + 'I', encoded, 4)[0]
+    count = struct.unpack_from(order + 'H', encoded, ifd)[0]
+    entries = {struct.unpack_from(order + 'H', encoded, ifd + 2 + 12 * i)[0]: bytes(encoded[ifd + 2 + 12 * i:
+                                                                                            ifd + 14 + 12 * i])
+               for i in range(count)}
+    next_ifd = encoded[ifd + 2 + 12 * count:ifd + 6 + 12 * count]
+    added = {tag: (_TIFF_ASCII, value) for tag, value in _tiff_text_tags(metadata.exif or b'').items()}
+    if metadata.icc_profile:
+        added[_TIFF_ICC_TAG] = (_TIFF_UNDEFINED, metadata.icc_profile)
+    if metadata.xmp:
+        added[_TIFF_XMP_TAG] = (_TIFF_BYTE, metadata.xmp)
+    start = len(encoded) + len(encoded) % 2
+    tags = sorted(set(entries) | set(added))
+    values, value_at = [], start + 2 + 12 * len(tags) + 4
+    for tag in tags:
+        if tag not in added:
+            continue
+        kind, value = added[tag]
+        field = value.ljust(4, b'\x00') if len(value) <= 4 else struct.pack(order + 'I', value_at)
+        if len(value) > 4:
+            values.append(value + b'\x00' * (len(value) % 2))
+            value_at += len(values[-1])
+        entries[tag] = struct.pack(order + 'HHI', tag, kind, len(value)) + field
+    directory = struct.pack(order + 'H', len(tags)) + b''.join(entries[t] for t in tags) + bytes(next_ifd)
+    return [encoded[:4], struct.pack(order + 'I', start), encoded[8:], b'\x00' * (len(encoded) % 2), directory,
+            *values]
