@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.infer',
         description='Upscale images with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, RGBA and '
-        '16-bit images keep their kind; outputs are written atomically.')
+        '16-bit images keep their kind; photos come out upright with their colour profile and metadata; HEIC, '
+        'AVIF and animated GIF/WebP/PNG are read; outputs are written atomically.')
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')

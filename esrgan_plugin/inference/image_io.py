@@ -1,25 +1,26 @@
 """Reading pictures as ``infer`` does, photos as they are shown, and what their outputs are written as.
 
 A photo's EXIF orientation is applied; its colour profile, EXIF and XMP travel with it (``inference.photo_metadata``)
-and an animation's frames are read one at a time when written (``inference.animation``). Gray stays gray, an alpha channel is kept, 16-bit stays 16-bit where the output format can hold it
-(``output_dtype``); ``output_path`` names the file, ``LOSSY_QUALITY`` sets JPEG and WebP quality. A picture is
-floats in [0, 1] from reading to upscaling; ``inference.upscale.write_upscaled`` writes the result.
+and an animation's frames are read one at a time when written (``inference.animation``). Gray stays gray, an alpha
+channel is kept, 16-bit stays 16-bit where the output format can hold it (``output_dtype``); ``output_path`` names
+the file, ``encode`` makes its bytes, ``LOSSY_QUALITY`` sets JPEG and WebP quality. A picture is floats in [0, 1]
+from reading to upscaling; ``inference.upscale.write_upscaled`` writes the result.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from typing import Optional
 
 import cv2
 import numpy as np
-
 from PIL import Image
 
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.animation import ANIMATED_EXTENSIONS, ANIMATED_FORMATS, Animation, read_animation
-from esrgan_plugin.inference.metadata_embed import embed_metadata
+from esrgan_plugin.inference.metadata_embed import Piece, embed_metadata
 from esrgan_plugin.inference.photo_metadata import PhotoMetadata, orient, read_metadata
 from esrgan_plugin.inference.pillow_decode import pillow_samples, register_heif
 
@@ -62,7 +63,7 @@ def read_image(path: str) -> Picture:
         data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
     except OSError as err:
         raise ImageReadError(f'cannot read {path}: {err.strerror}; skipped.') from None
-    orientation, metadata, animation = 1, PhotoMetadata(), None
+    orientation, metadata, animation, samples = 1, PhotoMetadata(), None, None
     header = _open_with_pillow(path) if data.size else None
     if header is not None:
         with header:
@@ -71,12 +72,13 @@ def read_image(path: str) -> Picture:
                 if getattr(header, 'n_frames', 1) > 1 and header.format in ANIMATED_FORMATS:
                     animation = read_animation(header, path)
                 if _decoded_by_pillow(header):
-                    color, alpha = pillow_samples(header, animation and animation.has_alpha)
+                    samples = pillow_samples(header, animation and animation.has_alpha)
                     if header.mode == 'CMYK':  # now sRGB: the CMYK profile no longer describes it
                         metadata = replace(metadata, icc_profile=None)
-                    return picture_from_samples(color, alpha, orientation, metadata, animation)
             except (OSError, ValueError, SyntaxError, EOFError) as err:  # what Pillow raises on damaged data
                 raise ImageReadError(f'{path} cannot be decoded ({err}); skipped.') from None
+    if samples is not None:  # made into floats once Pillow's copy of the pixels is freed
+        return picture_from_samples(*samples, orientation, metadata, animation)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ImageReadError(f'{path} is not an image OpenCV or Pillow can decode (corrupt or unsupported '
@@ -105,8 +107,13 @@ def _open_with_pillow(path: str) -> Optional[Image.Image]:
     """The file opened by Pillow (its header read, not its pixels), or None where Pillow does not know it."""
     register_heif()
     try:
-        return Image.open(path)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            # The user chose the file: Pillow's guard against small files of huge size is no reason to warn.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        return None  # over Pillow's limit (about 179 megapixels): OpenCV reads up to 2**30 pixels, stored as is
+    except (OSError, ValueError, SyntaxError):
         return None  # OpenCV may still read it; if not, the caller says so
 
 
@@ -168,7 +175,7 @@ def output_path(input_path: str, out_dir: str, suffix: str, ext: str, has_alpha:
     return os.path.join(out_dir, f'{stem}{suffix}{out_ext}')
 
 
-def encode(img: np.ndarray, path: str, metadata: PhotoMetadata) -> list:
+def encode(img: np.ndarray, path: str, metadata: PhotoMetadata) -> list[Piece]:
     """``img`` (OpenCV's layout) encoded as ``path``'s extension says, with ``metadata`` where the format holds it
     (``metadata_embed``): the pieces of the file, in order."""
     ext = os.path.splitext(path)[1].lower()
