@@ -21,6 +21,7 @@ ANIMATED_FORMATS = ('GIF', 'PNG', 'WEBP')  # Pillow's names of the formats read 
 ANIMATED_EXTENSIONS = ('.gif', '.png', '.apng', '.webp')  # the outputs that hold one
 _WRITER = {'.gif': 'GIF', '.png': 'PNG', '.apng': 'PNG', '.webp': 'WEBP'}
 _WEBP_QUALITY = 95  # as the still WebPs infer writes (image_io.LOSSY_QUALITY)
+_GIF_TRANSPARENT = 255  # the palette index of transparent pixels in a GIF output
 
 
 @dataclass(frozen=True)
@@ -51,20 +52,41 @@ def read_animation(image: Image.Image, path: str) -> Animation:
     return Animation(path, tuple(durations), image.info.get('loop'), has_alpha)
 
 
+def as_pillow(frame: np.ndarray) -> Image.Image:
+    """An 8-bit frame in OpenCV's layout (BGR, BGRA or gray) as a Pillow image (RGB, RGBA or L)."""
+    return Image.fromarray(frame if frame.ndim == 2 else np.ascontiguousarray(frame[..., [2, 1, 0, 3][:frame.shape[2]]]))
+
+
+def as_gif_frame(image: Image.Image) -> Image.Image:
+    """An RGB or RGBA Pillow image as GIF holds it: 255 colours (median cut) and one transparent index for the
+    pixels under half opacity. Pillow's own conversion drops all transparency where alpha has other values than
+    0 and 255, as an upscaled alpha channel has at its edges."""
+    if image.mode != 'RGBA':
+        return image
+    quantized = image.convert('RGB').quantize(_GIF_TRANSPARENT)
+    indices = np.array(quantized)
+    indices[np.asarray(image)[..., 3] < 128] = _GIF_TRANSPARENT
+    frame = Image.fromarray(indices, 'P')
+    frame.putpalette(quantized.getpalette()[:3 * _GIF_TRANSPARENT] + [0, 0, 0] * (256 - _GIF_TRANSPARENT))
+    frame.info['transparency'] = _GIF_TRANSPARENT
+    return frame
+
+
 def save_animation(frames: Iterable[np.ndarray], animation: Animation, path: str, metadata: PhotoMetadata) -> None:
     """Write upscaled frames (OpenCV's layout: BGR, BGRA or gray, 8-bit) atomically as an animation.
 
     The format follows the extension of ``path`` (one of ``ANIMATED_EXTENSIONS``). PNG and WebP keep the colour
     profile and EXIF (WebP the XMP too); GIF holds none of them.
     """
-    images = [Image.fromarray(f if f.ndim == 2 else np.ascontiguousarray(f[..., [2, 1, 0, 3][:f.shape[2]]]))
-              for f in frames]
     writer = _WRITER[os.path.splitext(path)[1].lower()]
+    images = [as_gif_frame(as_pillow(f)) if writer == 'GIF' else as_pillow(f) for f in frames]
     options = {'save_all': True, 'append_images': images[1:], 'duration': list(animation.durations)}
     if writer == 'GIF':
         if animation.loop is not None:
             options['loop'] = animation.loop
         options['disposal'] = 2 if animation.has_alpha else 1  # whole frames: each replaces the one before
+        if animation.has_alpha:
+            options['transparency'] = _GIF_TRANSPARENT
     else:
         options['loop'] = 1 if animation.loop is None else animation.loop
         options.update({k: v for k, v in (('icc_profile', metadata.icc_profile), ('exif', metadata.exif))

@@ -8,6 +8,7 @@ from reading to upscaling; ``inference.upscale.write_upscaled`` writes the resul
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -19,7 +20,8 @@ from PIL import Image
 
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS
 from esrgan_plugin.errors import UserFacingError
-from esrgan_plugin.inference.animation import ANIMATED_EXTENSIONS, ANIMATED_FORMATS, Animation, read_animation
+from esrgan_plugin.inference.animation import (ANIMATED_EXTENSIONS, ANIMATED_FORMATS, Animation, as_gif_frame,
+                                               as_pillow, read_animation)
 from esrgan_plugin.inference.metadata_embed import Piece, embed_metadata
 from esrgan_plugin.inference.photo_metadata import PhotoMetadata, orient, read_metadata
 from esrgan_plugin.inference.pillow_decode import pillow_samples, register_heif
@@ -179,6 +181,11 @@ def encode(img: np.ndarray, path: str, metadata: PhotoMetadata) -> list[Piece]:
     """``img`` (OpenCV's layout) encoded as ``path``'s extension says, with ``metadata`` where the format holds it
     (``metadata_embed``): the pieces of the file, in order."""
     ext = os.path.splitext(path)[1].lower()
+    if ext == '.gif':  # OpenCV's GIF writer gives a still picture a loop and a one-second frame, and frays alpha
+        gif = io.BytesIO()
+        frame = as_gif_frame(as_pillow(img))
+        frame.save(gif, format='GIF', **{k: v for k, v in frame.info.items() if k == 'transparency'})
+        return [gif.getvalue()]
     ok, buf = cv2.imencode('.png' if ext == '.apng' else ext, img, LOSSY_QUALITY.get(ext, []))
     if not ok:
         raise OSError(f'OpenCV could not encode an image as {ext} for {path}.')

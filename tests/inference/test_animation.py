@@ -74,20 +74,35 @@ def test_an_animation_goes_to_a_format_that_holds_one(tmp_path):
     assert image_io.output_path(src, 'out', '_x', 'webp', has_alpha=False, animated=True).endswith('anim_x.webp')
 
 
-def test_a_transparent_gif_keeps_its_transparency(tmp_path, net):
+@pytest.mark.parametrize('ext', ['png', 'gif'])
+def test_a_transparent_animation_keeps_its_transparency(tmp_path, net, ext):
     rng = np.random.default_rng(4)
     frames = []
     for _ in DURATIONS:
         rgba = rng.integers(0, 256, (8, 10, 4), dtype=np.uint8)
         rgba[..., 3] = np.where(rng.random((8, 10)) < 0.5, 0, 255)
         frames.append(Image.fromarray(rgba))
-    frames[0].save(tmp_path / 'a.png', save_all=True, append_images=frames[1:], duration=DURATIONS)
-    picture = image_io.read_image(str(tmp_path / 'a.png'))
+    frames[0].save(tmp_path / f'a.{ext}', save_all=True, append_images=frames[1:], duration=DURATIONS)
+    picture = image_io.read_image(str(tmp_path / f'a.{ext}'))
     assert picture.alpha is not None and picture.animation.has_alpha
-    upscale.write_upscaled(net, picture, str(tmp_path / 'a_out.png'), alpha_mode='bicubic')
-    out = frames_of(tmp_path / 'a_out.png')
-    assert len(out) == 3 and all(f.mode == 'RGBA' for f in out)
-    alpha = [np.asarray(f)[..., 3] for f in out]
-    for frame, a in zip(frames, alpha):  # transparent where the input was, frame by frame (inside, bicubic blurs)
-        was_opaque = np.asarray(frame)[..., 3].repeat(4, 0).repeat(4, 1) > 127
+    upscale.write_upscaled(net, picture, str(tmp_path / f'a_out.{ext}'), alpha_mode='bicubic')
+    out = frames_of(tmp_path / f'a_out.{ext}')
+    assert len(out) == 3 and [int(f.info['duration']) for f in out] == DURATIONS
+    alpha = [np.asarray(f.convert('RGBA'))[..., 3] for f in out]
+    shown = [np.asarray(f.convert('RGBA'))[..., 3] for f in frames_of(tmp_path / f'a.{ext}')]  # as composed
+    for was, a in zip(shown, alpha):  # transparent where the input was, frame by frame (bicubic blurs edges)
+        was_opaque = was.repeat(4, 0).repeat(4, 1) > 127
         assert np.mean(was_opaque == (a > 127)) > 0.8
+
+
+def test_a_still_gif_stays_a_still_gif_with_its_transparency(tmp_path, net):
+    rgba = np.random.default_rng(6).integers(0, 256, (8, 10, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rgba[..., 3] > 127, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / 'still.gif')
+    picture = image_io.read_image(str(tmp_path / 'still.gif'))
+    assert picture.animation is None and picture.alpha is not None
+    upscale.write_upscaled(net, picture, str(tmp_path / 'still_out.gif'), alpha_mode='bicubic')
+    with Image.open(tmp_path / 'still_out.gif') as out:
+        assert out.n_frames == 1 and 'loop' not in out.info and out.size == (40, 32)
+        opaque = np.asarray(out.convert('RGBA'))[..., 3] > 127
+    assert np.mean(opaque == (rgba[..., 3].repeat(4, 0).repeat(4, 1) > 127)) > 0.8
