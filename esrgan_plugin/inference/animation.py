@@ -54,7 +54,9 @@ def read_animation(image: Image.Image, path: str) -> Animation:
 
 def as_pillow(frame: np.ndarray) -> Image.Image:
     """An 8-bit frame in OpenCV's layout (BGR, BGRA or gray) as a Pillow image (RGB, RGBA or L)."""
-    return Image.fromarray(frame if frame.ndim == 2 else np.ascontiguousarray(frame[..., [2, 1, 0, 3][:frame.shape[2]]]))
+    if frame.ndim == 2:
+        return Image.fromarray(frame)
+    return Image.fromarray(np.ascontiguousarray(frame[..., [2, 1, 0, 3][:frame.shape[2]]]))
 
 
 def as_gif_frame(image: Image.Image) -> Image.Image:
