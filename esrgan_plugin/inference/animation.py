@@ -31,6 +31,7 @@ class Animation:
     durations: tuple[int, ...]  # milliseconds each frame is shown
     loop: Optional[int]  # the file's loop count (0: forever); None: played once, no count stored (GIF)
     has_alpha: bool  # any frame has transparency: every frame is read with an alpha channel
+    orientation: int = 1  # the file's EXIF orientation, applied to every frame (photo_metadata.orient)
 
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
         """Each frame's (color, alpha) samples, as ``pillow_decode.pillow_samples`` gives them."""
@@ -40,7 +41,7 @@ class Animation:
                 yield pillow_samples(image, keep_alpha=self.has_alpha)
 
 
-def read_animation(image: Image.Image, path: str) -> Animation:
+def read_animation(image: Image.Image, path: str, orientation: int = 1) -> Animation:
     """The timing of an opened animated file (each frame is decoded once for it); ``image`` is left at frame 0."""
     durations, has_alpha = [], False
     for index in range(image.n_frames):
@@ -49,7 +50,7 @@ def read_animation(image: Image.Image, path: str) -> Animation:
         durations.append(int(image.info.get('duration') or 0))
         has_alpha = has_alpha or has_transparency(image)
     image.seek(0)
-    return Animation(path, tuple(durations), image.info.get('loop'), has_alpha)
+    return Animation(path, tuple(durations), image.info.get('loop'), has_alpha, orientation)
 
 
 def as_pillow(frame: np.ndarray) -> Image.Image:

@@ -72,7 +72,7 @@ def read_image(path: str) -> Picture:
             try:
                 orientation, metadata = read_metadata(header)
                 if getattr(header, 'n_frames', 1) > 1 and header.format in ANIMATED_FORMATS:
-                    animation = read_animation(header, path)
+                    animation = read_animation(header, path, orientation)
                 if _decoded_by_pillow(header):
                     samples = pillow_samples(header, animation and animation.has_alpha)
                     if header.mode == 'CMYK':  # now sRGB: the CMYK profile no longer describes it

@@ -34,6 +34,8 @@ class PhotoMetadata:
 
 def read_metadata(image: Image.Image) -> tuple[int, PhotoMetadata]:
     """The EXIF orientation (1 to 8; 1 where none) and the metadata the output keeps, of an opened image."""
+    # From the header only: a PNG's eXIf after the image data (which its specification no longer allows) is not
+    # seen where OpenCV decodes the pixels.
     exif = image.info.get('exif') or None
     if exif is not None and exif.startswith(EXIF_HEADER):
         exif = exif[len(EXIF_HEADER):]

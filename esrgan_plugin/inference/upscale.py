@@ -115,7 +115,8 @@ def write_upscaled(net: torch.nn.Module, picture: Picture, path: str, strip_meta
     """
     metadata = PhotoMetadata() if strip_metadata else picture.metadata
     if picture.animation is not None:
-        frames = (upscale_to_array(net, picture_from_samples(color, alpha), np.dtype(np.uint8), **options)
+        turn = picture.animation.orientation
+        frames = (upscale_to_array(net, picture_from_samples(color, alpha, turn), np.dtype(np.uint8), **options)
                   for color, alpha in picture.animation.frames())
         save_animation(frames, picture.animation, path, metadata)
         return

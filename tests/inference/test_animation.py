@@ -106,3 +106,20 @@ def test_a_still_gif_stays_a_still_gif_with_its_transparency(tmp_path, net):
         assert out.n_frames == 1 and 'loop' not in out.info and out.size == (40, 32)
         opaque = np.asarray(out.convert('RGBA'))[..., 3] > 127
     assert np.mean(opaque == (rgba[..., 3].repeat(4, 0).repeat(4, 1) > 127)) > 0.8
+
+
+def test_an_animation_turned_by_exif_has_every_frame_upright(tmp_path, net):
+    rng = np.random.default_rng(7)
+    frames = [Image.fromarray(rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)) for _ in DURATIONS]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    frames[0].save(tmp_path / 'turned.png', save_all=True, append_images=frames[1:], duration=DURATIONS,
+                   exif=exif.tobytes())
+    with Image.open(tmp_path / 'turned.png') as image:
+        assert image.getexif()[0x0112] == 6
+    shown = [np.asarray(frame.transpose(Image.Transpose.ROTATE_270)) for frame in frames]  # 6: a quarter clockwise
+    upscale.write_upscaled(net, image_io.read_image(str(tmp_path / 'turned.png')), str(tmp_path / 'turned_out.png'))
+    out = frames_of(tmp_path / 'turned_out.png')
+    assert [f.size for f in out] == [(32, 40)] * 3
+    for frame, expected in zip(out, shown):
+        assert np.abs(np.asarray(frame.convert('RGB')).astype(float) - net_output(net, expected)).max() <= 1
