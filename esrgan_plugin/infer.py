@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.infer',
         description='Upscale images with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, RGBA and '
-        '16-bit images keep their kind; outputs are written atomically.')
+        '16-bit images keep their kind; photos come out upright with their colour profile and metadata; HEIC, '
+        'AVIF and animated GIF/WebP/PNG are read; outputs are written atomically.')
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='match the output\'s colours to the input\'s: mean (each channel\'s mean and spread), '
                         'wavelet (the lowest frequencies, from a bicubic upscale); default none; see '
                         'docs/inference.md#colour-fix')
+    parser.add_argument('--strip-metadata', action='store_true',
+                        help='write outputs without the input\'s EXIF, XMP and colour profile (photos carry the '
+                        'camera, the date and often the GPS position; a photo in another colour space than sRGB '
+                        'then shows with other colours); by default they are kept where the format holds them')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace outputs that already exist (by default the command refuses to start)')
     return parser
@@ -105,7 +110,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             compile_mode=args.compile)
     settings = UpscaleSettings(output=args.output, suffix=args.suffix, ext=args.ext, tile=tile,
                                tile_given=args.tile is not None, tile_pad=args.tile_pad, max_memory=args.max_memory,
-                               outscale=args.outscale, alpha=args.alpha, color_fix=args.color_fix)
+                               outscale=args.outscale, alpha=args.alpha, color_fix=args.color_fix,
+                               strip_metadata=args.strip_metadata)
     if args.plan:
         return print_plans(net, inputs, settings)
     # Lines written through tqdm keep its progress bars intact.

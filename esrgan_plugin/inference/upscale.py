@@ -15,10 +15,12 @@ import torch
 
 from esrgan_plugin import fileio
 from esrgan_plugin.choices import DEFAULT_TILE_PAD
-from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS
 from esrgan_plugin.errors import UserFacingError
+from esrgan_plugin.inference.animation import save_animation
 from esrgan_plugin.inference.color_fix import apply_color_fix
-from esrgan_plugin.inference.image_io import LOSSY_QUALITY, Picture, full_scale, output_dtype, output_path, resize
+from esrgan_plugin.inference.image_io import (PHOTO_EXTENSIONS, Picture, encode, full_scale, output_dtype, output_path,
+                                             picture_from_samples, resize)
+from esrgan_plugin.inference.photo_metadata import PhotoMetadata
 from esrgan_plugin.inference.tiling import iter_tiles
 
 
@@ -103,11 +105,30 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
     return canvas
 
 
-def write_upscaled(net: torch.nn.Module, picture: Picture, path: str, **options) -> None:
-    """Upscale and write atomically, the output held once in the file's sample type (``upscale_to_array``)."""
+def write_upscaled(net: torch.nn.Module, picture: Picture, path: str, strip_metadata: bool = False,
+                   **options) -> None:
+    """Upscale and write atomically, the output held once in the file's sample type (``upscale_to_array``).
+
+    The picture's colour profile, EXIF and XMP go into the output where its format holds them
+    (``image_io.encode``), none of them with ``strip_metadata``. An animation has each of its frames upscaled
+    (``options`` as for one picture) and is written with its timing (``animation.save_animation``).
+    """
+    metadata = PhotoMetadata() if strip_metadata else picture.metadata
+    if picture.animation is not None:
+        turn = picture.animation.orientation
+        frames = (upscale_to_array(net, picture_from_samples(color, alpha, turn), np.dtype(np.uint8), **options)
+                  for color, alpha in picture.animation.frames())
+        save_animation(frames, picture.animation, path, metadata)
+        return
     ext = os.path.splitext(path)[1].lower()
     array = upscale_to_array(net, picture, output_dtype(picture.dtype, ext), **options)
-    fileio.save_image(array, path, LOSSY_QUALITY.get(ext))
+    pieces = encode(array, path, metadata)
+    del array  # the encoded file is all that is left to write
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
+            f.writelines(pieces)
+    fileio.write_with(path, write)
 
 
 def list_inputs(path: str) -> list[str]:
@@ -117,9 +138,9 @@ def list_inputs(path: str) -> list[str]:
     if not os.path.isdir(path):
         raise UserFacingError(f'input {path} does not exist; pass an image file or a folder of images.')
     files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                   if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
+                   if n.lower().endswith(PHOTO_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
     if not files:
-        raise UserFacingError(f'folder {path} holds no images ({", ".join(IMAGE_EXTENSIONS)}); pass another folder.')
+        raise UserFacingError(f'folder {path} holds no images ({", ".join(PHOTO_EXTENSIONS)}); pass another folder.')
     return files
 
 

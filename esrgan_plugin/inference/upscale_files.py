@@ -37,6 +37,7 @@ class UpscaleSettings:
     outscale: Optional[float]
     alpha: str
     color_fix: str
+    strip_metadata: bool = False  # --strip-metadata: outputs without the input's colour profile, EXIF and XMP
 
 
 def _canvas(picture: Picture, dst: str) -> tuple[int, int]:
@@ -72,13 +73,14 @@ def _write_with_retry(net: torch.nn.Module, picture: Picture, src: str, dst: str
         UserFacingError: out of memory with a fixed tile, or with the smallest tile auto tries.
     """
     height, width = picture.color.shape[:2]
-    passes = 2 if picture.alpha is not None and settings.alpha == 'net' else 1
+    passes = (2 if picture.alpha is not None and settings.alpha == 'net' else 1) * picture.frames
     while True:
         runs = count_tiles(height, width, tile, settings.tile_pad) * passes
         try:
             with tqdm(total=runs, unit='tile', leave=False, disable=runs == 1) as tiles:
                 write_upscaled(net, picture, dst, tile=tile, tile_pad=settings.tile_pad, outscale=settings.outscale,
-                               alpha_mode=settings.alpha, progress=tiles.update, color_fix=settings.color_fix)
+                               alpha_mode=settings.alpha, progress=tiles.update, color_fix=settings.color_fix,
+                               strip_metadata=settings.strip_metadata)
             return
         except torch.OutOfMemoryError:
             # A chosen tile may still not fit (a prediction, others' memory): auto tries smaller ones.
@@ -109,8 +111,9 @@ def upscale_files(net: torch.nn.Module, inputs: list[str], outputs: list[str], s
         bar.set_postfix_str(os.path.basename(src))
         try:
             picture = read_image(src)
-            dst = output_path(src, settings.output, settings.suffix, settings.ext, picture.alpha is not None)
-            if os.path.realpath(dst) in real_inputs:  # an alpha image's output may have turned into a PNG
+            dst = output_path(src, settings.output, settings.suffix, settings.ext, picture.alpha is not None,
+                              picture.animation is not None)
+            if os.path.realpath(dst) in real_inputs:  # an alpha image's or animation's output may be a PNG
                 raise ImageReadError(f'the output for {src} would overwrite the input {dst}; skipped.')
             tile = auto_tile(net, picture, dst, settings, report).tile if settings.tile == 'auto' else settings.tile
             _write_with_retry(net, picture, src, dst, tile, settings, report)

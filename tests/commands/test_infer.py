@@ -308,3 +308,31 @@ def test_color_fix_flag_help_bad_value_and_a_run(tmp_path, rng, capsys):
     expected = np.round(net_output(net, bgr[..., ::-1] / 255.0) * 255).astype(np.uint8)
     apply_color_fix('wavelet', expected, (bgr[..., ::-1] / 255.0).astype(np.float32), 4)
     assert code == 0 and np.array_equal(cv2.imread(str(tmp_path / 'out' / 'a_out.png')), expected[..., ::-1])
+
+
+def test_phone_photos_in_a_folder_come_out_upright_with_or_without_metadata(tmp_path, rng, capsys):
+    """A folder of a phone's files (JPEG turned by EXIF, HEIC, animated GIF) through the command line."""
+    import pillow_heif
+    from PIL import Image, ImageOps
+
+    pillow_heif.register_heif_opener()  # to make the HEIC file
+    folder = tmp_path / 'phone'
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, 'PhoneMaker'
+    Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(folder / 'a.jpg', exif=exif.tobytes())
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / 'b.heic', exif=exif.tobytes())
+    frames = [Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)) for _ in range(2)]
+    frames[0].save(folder / 'c.gif', save_all=True, append_images=frames[1:], duration=[30, 60], loop=0)
+    torch.save({'params': tiny_generator(scale=4, seed=3).state_dict()}, tmp_path / 'net.pth')
+    base = ['-i', folder, '-m', tmp_path / 'net.pth', '--device', 'cpu']
+    assert run_command(capsys, infer.main, *base, '-o', tmp_path / 'kept').code == 0
+    assert run_command(capsys, infer.main, *base, '-o', tmp_path / 'bare', '--strip-metadata').code == 0
+    assert sorted(os.listdir(tmp_path / 'kept')) == ['a_out.jpg', 'b_out.png', 'c_out.gif']
+    for folder_name, camera in (('kept', 'PhoneMaker'), ('bare', None)):
+        with Image.open(tmp_path / folder_name / 'a_out.jpg') as out:
+            assert out.size == (48, 64) and ImageOps.exif_transpose(out).size == (48, 64)
+            assert out.getexif().get(0x010F) == camera
+        with Image.open(tmp_path / folder_name / 'c_out.gif') as out:
+            assert out.n_frames == 2 and out.size == (24, 24)
+    assert '--strip-metadata' in run_command(capsys, infer.main, '-h').out
