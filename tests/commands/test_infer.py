@@ -267,7 +267,7 @@ def test_a_second_run_says_outputs_exist_and_overwrite_replaces_them(tmp_path, n
     assert err.startswith(f'error: 2 of the 2 output(s) already exist in {out} (e.g. a_out.png); pass --overwrite')
     assert (out / 'a_out.png').read_bytes() == b'stale'
     code, err = run_in_process(capsys, *args, '--overwrite')
-    assert code == 0 and '2 of 2 image(s) written' in err  # earlier outputs in the input folder are not inputs
+    assert code == 0 and '2 of 2 file(s) written' in err  # earlier outputs in the input folder are not inputs
     assert cv2.imread(str(out / 'a_out.png')).shape == (20, 24, 3)
     expected = {'a_out.png', 'b_out.png'} | ({'a.png', 'b.png'} if same_folder else set())
     assert set(os.listdir(out)) == expected
