@@ -127,8 +127,8 @@ def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: UpscaleSet
         reader.close()
 
 
-def _stream(net: torch.nn.Module, reader: VideoReader, writer: VideoWriter, tile: int, batch: int, settings: UpscaleSettings,
-            signals: StopSignals, dst: str) -> int:
+def _stream(net: torch.nn.Module, reader: VideoReader, writer: VideoWriter, tile: int, batch: int,
+            settings: UpscaleSettings, signals: StopSignals, dst: str) -> int:
     """The loop: frames gathered into batches, upscaled and encoded; other packets copied as they come."""
     pending: list[Frame] = []
     written = 0
