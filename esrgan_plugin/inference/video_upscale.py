@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional, Protocol, Union
 
 import av
 import numpy as np
@@ -29,8 +29,18 @@ from esrgan_plugin.inference.upscale import paint_tile
 from esrgan_plugin.inference.video_io import Frame, VideoReader, VideoReadError, VideoWriter, even_size
 from esrgan_plugin.training.stop_signals import StopSignals
 
-if TYPE_CHECKING:  # annotations only: upscale_files imports this module
-    from esrgan_plugin.inference.upscale_files import UpscaleSettings
+
+class VideoSettings(Protocol):
+    """What a video reads of infer's options (``upscale_files.UpscaleSettings`` has them all)."""
+    tile: Union[int, str]  # pixels (0: whole frames) or 'auto'
+    tile_given: bool
+    tile_pad: int
+    max_memory: Optional[int]
+    outscale: Optional[float]
+    color_fix: str
+    video_codec: str
+    crf: Optional[int]
+    batch: int
 
 
 class VideoStopped(Exception):
@@ -68,7 +78,7 @@ def upscale_batch(net: torch.nn.Module, frames: list[np.ndarray], tile: int, til
     return outputs
 
 
-def plan_frames(net: torch.nn.Module, height: int, width: int, settings: UpscaleSettings, name: str,
+def plan_frames(net: torch.nn.Module, height: int, width: int, settings: VideoSettings, name: str,
                 report: Callable[[str], None]) -> tuple[int, int]:
     """(tile, batch) for frames of this size: ``--tile`` and ``--batch`` as given, or under ``--tile auto`` the
     largest batch up to ``--batch`` whose whole frames fit the budget, else single frames in the tile that fits.
@@ -97,10 +107,9 @@ def _check_net(net: torch.nn.Module) -> None:
         raise UserFacingError(f'videos need a colour (3-channel) generator; this one takes {channels} channel(s).')
 
 
-def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: UpscaleSettings,
+def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: VideoSettings,
                   report: Callable[[str], None]) -> int:
-    """Upscale the video ``src`` into ``dst`` (``settings``: ``upscale_files.UpscaleSettings``); returns the frames
-    written.
+    """Upscale the video ``src`` into ``dst``; returns the frames written.
 
     Raises:
         VideoReadError: ``src`` cannot be decoded, or ``dst`` cannot be encoded (nothing is left at ``dst``).
@@ -128,7 +137,7 @@ def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: UpscaleSet
 
 
 def _stream(net: torch.nn.Module, reader: VideoReader, writer: VideoWriter, tile: int, batch: int,
-            settings: UpscaleSettings, signals: StopSignals, dst: str) -> int:
+            settings: VideoSettings, signals: StopSignals, dst: str) -> int:
     """The loop: frames gathered into batches, upscaled and encoded; other packets copied as they come."""
     pending: list[Frame] = []
     written = 0
