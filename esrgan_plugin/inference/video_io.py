@@ -30,6 +30,10 @@ class VideoReadError(ImageReadError):
     reports it on one line and goes on with the other files."""
 
 
+class VideoWriteError(Exception):
+    """The output cannot hold what is written into it (a codec its container does not take)."""
+
+
 def is_video(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
@@ -61,7 +65,7 @@ class Frame:
     rotation: int  # degrees of the display matrix (phones film portrait as rotated landscape)
 
 
-def _reason(err: BaseException) -> str:
+def ffmpeg_reason(err: BaseException) -> str:
     """FFmpeg's words for a failure, without the file name PyAV appends."""
     text = getattr(err, 'strerror', None) or str(err)
     return text.rstrip('.').split(": '")[0]
@@ -80,7 +84,7 @@ class VideoReader:
         try:
             self.container = av.open(path)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-            raise VideoReadError(f'{path} cannot be opened as a video ({_reason(err)}); skipped.') from None
+            raise VideoReadError(f'{path} cannot be opened as a video ({ffmpeg_reason(err)}); skipped.') from None
         try:
             if not self.container.streams.video:
                 raise VideoReadError(f'{path} holds no video stream; skipped.')
@@ -121,7 +125,7 @@ class VideoReader:
                     yield packet
         except av.FFmpegError as err:
             raise VideoReadError(f'{self.path} is corrupt or truncated after {frames} frame(s) '
-                                 f'({_reason(err)}); skipped.') from None
+                                 f'({ffmpeg_reason(err)}); skipped.') from None
         if frames == 0:
             raise VideoReadError(f'{self.path}: its video stream has no frame that decodes; skipped.')
 
@@ -149,7 +153,10 @@ class VideoWriter:
         rate = source.average_rate or source.guessed_rate or Fraction(25)
         container = av.open(self.path, 'w')
         try:
-            stream = container.add_stream(self.codec, rate=rate)
+            try:
+                stream = container.add_stream(self.codec, rate=rate)
+            except ValueError as err:  # PyAV's words where the container cannot hold the codec
+                raise VideoWriteError(str(err)) from None
             stream.width, stream.height = even_size(width, height)
             stream.pix_fmt = PIXEL_FORMAT
             # Frames keep the input's timestamps, in its time base: constant and variable frame rates alike.

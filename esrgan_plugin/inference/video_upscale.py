@@ -26,7 +26,8 @@ from esrgan_plugin.inference.image_io import resize
 from esrgan_plugin.inference.memory import choose_tile, format_bytes, memory_budget
 from esrgan_plugin.inference.tiling import iter_tiles
 from esrgan_plugin.inference.upscale import paint_tile
-from esrgan_plugin.inference.video_io import Frame, VideoReader, VideoReadError, VideoWriter, even_size
+from esrgan_plugin.inference.video_io import (Frame, VideoReader, VideoReadError, VideoWriteError, VideoWriter,
+                                              even_size, ffmpeg_reason)
 from esrgan_plugin.training.stop_signals import StopSignals
 
 
@@ -128,8 +129,8 @@ def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: VideoSetti
             writer = VideoWriter(tmp, reader, settings.video_codec, settings.crf)
             try:
                 return _stream(net, reader, writer, tile, batch, settings, signals, dst)
-            except av.FFmpegError as err:
-                raise VideoReadError(f'cannot write {dst} with {writer.codec} ({err}); skipped.') from None
+            except (av.FFmpegError, VideoWriteError) as err:
+                raise VideoReadError(f'cannot write {dst} with {writer.codec} ({ffmpeg_reason(err)}); skipped.') from None
             finally:
                 writer.close()
     finally:

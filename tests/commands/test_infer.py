@@ -225,7 +225,7 @@ def test_command_on_a_folder_with_a_corrupt_file(tmp_path, net, rng):
     assert result.returncode == 1
     assert sorted(os.listdir(tmp_path / 'out')) == ['one_out.png', 'two_out.jpg']  # nothing else, no temp files
     assert 'error:' in result.stderr and 'broken.png' in result.stderr and 'Traceback' not in result.stderr
-    assert '2 of 3 image(s)' in result.stderr
+    assert '2 of 3 file(s)' in result.stderr
     out = cv2.imread(str(tmp_path / 'out' / 'one_out.png'))
     expected = np.round(net_output(net, cv2.imread(str(images / 'one.png'))[..., ::-1] / 255.0) * 255)[..., ::-1]
     assert np.abs(out.astype(int) - expected).max() <= 1

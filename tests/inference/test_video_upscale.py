@@ -142,6 +142,15 @@ def test_bad_videos_are_skipped_with_one_line_each_and_the_others_written(tmp_pa
     assert '2 of 5 file(s) written' in result.err and '3 failed' in result.err
 
 
+def test_a_codec_the_container_cannot_hold_is_one_line_and_no_file(tmp_path, capsys, model):
+    make_clip(tmp_path / 'web.webm', frames=2, audio=None, codec='libvpx-vp9')
+    result = run_command(capsys, infer.main, '-i', tmp_path / 'web.webm', '-o', tmp_path / 'out', '-m', model,
+                         '--video-codec', 'libx264')
+    assert result.code == 1
+    assert f'error: cannot write {tmp_path / "out" / "web_out.webm"} with libx264 (' in result.err
+    assert 'Traceback' not in result.err and os.listdir(tmp_path / 'out') == []
+
+
 def test_a_stop_mid_video_removes_the_partial_file_and_exits_143(tmp_path, capsys, model, monkeypatch):
     clip = tmp_path / 'clip.mp4'
     make_clip(clip, frames=6)
