@@ -128,9 +128,13 @@ def upscale_video(net: torch.nn.Module, src: str, dst: str, settings: VideoSetti
         with StopSignals() as signals, fileio.atomic_path(dst) as tmp:
             writer = VideoWriter(tmp, reader, settings.video_codec, settings.crf)
             try:
-                return _stream(net, reader, writer, tile, batch, settings, signals, dst)
+                written = _stream(net, reader, writer, tile, batch, settings, signals, dst)
+                if signals.received:  # arrived while the encoder was drained: the run stops all the same
+                    raise VideoStopped(signals.received, dst)
+                return written
             except (av.FFmpegError, VideoWriteError) as err:
-                raise VideoReadError(f'cannot write {dst} with {writer.codec} ({ffmpeg_reason(err)}); skipped.') from None
+                reason = ffmpeg_reason(err)
+                raise VideoReadError(f'cannot write {dst} with {writer.codec} ({reason}); skipped.') from None
             finally:
                 writer.close()
     finally:
