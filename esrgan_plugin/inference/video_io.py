@@ -90,8 +90,7 @@ class VideoReader:
                 raise VideoReadError(f'{path} holds no video stream; skipped.')
             self.video = self.container.streams.video[0]
             if self.video.codec_context is None:
-                raise VideoReadError(f'{path}: its video codec ({self.video.codec.name}) has no decoder in PyAV; '
-                                     'skipped.')
+                raise VideoReadError(f'{path}: PyAV has no decoder for its video codec; skipped.')
             self.video.thread_type = 'AUTO'  # decode with frame threads too: the decoder then keeps up
             self.copied = [s for s in self.container.streams if s.type in COPIED_STREAM_TYPES]
             self.left_out = [s for s in self.container.streams if s is not self.video and s not in self.copied]
