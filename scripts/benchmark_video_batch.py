@@ -3,7 +3,8 @@
 A clip of moving-pattern frames is made with PyAV, then upscaled as ``infer`` does (``video_upscale.upscale_video``:
 decode, the network on N whole frames at once, libx264 encode, the sound copied) with the trained x4 model in
 fp32, each batch size once per round, the rounds interleaved so that other work on the machine disturbs all
-sizes alike. Printed per batch size: the median frames per second over the rounds and its ratio to batch 1.
+sizes alike. Printed per batch size: the frames per second of each round, their median and its ratio to
+batch 1.
 
     python scripts/benchmark_video_batch.py                    # 64x64 frames, batches 1 2 4 8, on the CPU
     python scripts/benchmark_video_batch.py --device cuda --size 256 --frames 64 --batch 1 4 8 16
@@ -98,11 +99,12 @@ def main(args: argparse.Namespace) -> None:
     cpu = torch.backends.cpu.get_cpu_capability()
     print(f'{args.frames} frames of {args.size}x{args.size}, {args.device} ({cpu}, {args.threads} threads), '
           f'{args.precision}, median of {args.rounds} round(s), torch {torch.__version__}')
-    print('| --batch | frames/s | vs --batch 1 |\n|---|---|---|')
+    print('| --batch | frames/s (median) | vs --batch 1 | frames/s of each round |\n|---|---|---|---|')
     base = args.frames / statistics.median(seconds[args.batch[0]])
     for batch in args.batch:
         fps = args.frames / statistics.median(seconds[batch])
-        print(f'| {batch} | {fps:.3f} | {fps / base:.2f}× |')
+        rounds = ', '.join(f'{args.frames / s:.3f}' for s in seconds[batch])
+        print(f'| {batch} | {fps:.3f} | {fps / base:.2f}× | {rounds} |')
 
 
 def settings(cls, batch: int, folder: str):
