@@ -151,19 +151,23 @@ def test_a_codec_the_container_cannot_hold_is_one_line_and_no_file(tmp_path, cap
     assert 'Traceback' not in result.err and os.listdir(tmp_path / 'out') == []
 
 
-def test_a_stop_mid_video_removes_the_partial_file_and_exits_143(tmp_path, capsys, model, monkeypatch):
+@pytest.mark.parametrize('signum, code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_mid_video_removes_the_partial_file_and_exits_128_plus_the_signal(tmp_path, capsys, model,
+                                                                                 monkeypatch, signum, code):
     clip = tmp_path / 'clip.mp4'
     make_clip(clip, frames=6)
     real_batch = video_upscale.upscale_batch
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def batch_then_terminate(*args, **kwargs):
+    def batch_then_stop(*args, **kwargs):
         outputs = real_batch(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGTERM)  # as slurm or `kill` sends it, after the first batch
+        os.kill(os.getpid(), signum)  # as `kill` or Ctrl-C sends it, after the first batch
         return outputs
-    monkeypatch.setattr(video_upscale, 'upscale_batch', batch_then_terminate)
+    monkeypatch.setattr(video_upscale, 'upscale_batch', batch_then_stop)
     result = run_command(capsys, infer.main, '-i', clip, '-o', tmp_path / 'out', '-m', model, '--batch', 2)
-    assert result.code == 143
-    assert result.err.strip().splitlines()[-1] == f'error: stopped by SIGTERM; {tmp_path / "out" / "clip_out.mp4"} ' \
+    assert result.code == code
+    name = signal.Signals(signum).name
+    assert result.err.strip().splitlines()[-1] == f'error: stopped by {name}; {tmp_path / "out" / "clip_out.mp4"} ' \
         'was not written'
     assert os.listdir(tmp_path / 'out') == []
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # the handlers are put back
