@@ -32,6 +32,16 @@ COLOR_FIXES = ('none', 'mean', 'wavelet')
 # ~0.01 % of values.
 DEFAULT_TILE = 'auto'
 DEFAULT_TILE_PAD = 96
+# The videos infer reads (any codec PyAV decodes inside them); each output keeps its input's container.
+VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mkv', '.mov', '.webm', '.avi')
+# `infer --video-codec`: FFmpeg encoders shipped in PyAV's wheels. auto: libx264 (H.264, played everywhere), or
+# libvpx-vp9 in a .webm (which holds VP8/VP9/AV1 only).
+VIDEO_CODECS = ('auto', 'libx264', 'libx265', 'libvpx-vp9', 'libsvtav1')
+# `infer --crf` when not given: each encoder's constant-quality level that looks like the source at a glance
+# (lower is better and larger; the scales differ between encoders: x264/x265 0-51, VP9/AV1 0-63).
+DEFAULT_CRF = {'libx264': 18, 'libx265': 22, 'libvpx-vp9': 24, 'libsvtav1': 28}
+# `infer --batch`: frames of a video run through the network at once (docs/inference.md#videos).
+DEFAULT_VIDEO_BATCH = 4
 
 # `python -m esrgan_plugin.export`: the output extensions, each a format.
 EXPORT_FORMATS = ('.pth', '.safetensors', '.onnx')

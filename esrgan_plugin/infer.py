@@ -10,8 +10,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, DEFAULT_TILE, DEFAULT_TILE_PAD,
-                                   DEVICES, OUTPUT_FORMATS, PRECISIONS)
+from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, DEFAULT_CRF, DEFAULT_TILE,
+                                   DEFAULT_TILE_PAD, DEFAULT_VIDEO_BATCH, DEVICES, OUTPUT_FORMATS, PRECISIONS,
+                                   VIDEO_CODECS, VIDEO_EXTENSIONS)
 from esrgan_plugin.cli import memory_size, run_main, say, tile_size
 
 if TYPE_CHECKING:  # annotations only: -h is answered before torch is imported
@@ -23,10 +24,12 @@ if TYPE_CHECKING:  # annotations only: -h is answered before torch is imported
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m esrgan_plugin.infer',
-        description='Upscale images with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, RGBA and '
-        '16-bit images keep their kind; photos come out upright with their colour profile and metadata; HEIC, '
-        'AVIF and animated GIF/WebP/PNG are read; outputs are written atomically.')
-    parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
+        description='Upscale images and videos with an ESRGAN/RRDBNet generator of any checkpoint layout. Gray, '
+        'RGBA and 16-bit images keep their kind; photos come out upright with their colour profile and metadata; '
+        'HEIC, AVIF and animated GIF/WebP/PNG are read; videos keep their timing, audio and subtitles; outputs '
+        'are written atomically.')
+    parser.add_argument('-i', '--input', required=True,
+                        help=f'an image or video file, or a folder of them (videos: {" ".join(VIDEO_EXTENSIONS)})')
     parser.add_argument('-o', '--output', help='output folder (created if missing); not needed with --plan')
     parser.add_argument('-m', '--model', required=True, help='generator checkpoint (.pth/.safetensors, any layout)')
     # None stands for the default, so that a choice is announced only where --tile auto was asked for
@@ -69,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='write outputs without the input\'s EXIF, XMP and colour profile (photos carry the '
                         'camera, the date and often the GPS position; a photo in another colour space than sRGB '
                         'then shows with other colours); by default they are kept where the format holds them')
+    parser.add_argument('--video-codec', choices=VIDEO_CODECS, default='auto',
+                        help='encoder of upscaled videos, in yuv420p; auto: libx264 (H.264), libvpx-vp9 for .webm; '
+                        'a video keeps its container, frame timing, audio and subtitles (docs/inference.md#videos)')
+    parser.add_argument('--crf', type=int, default=None,
+                        help='constant-quality level of the video encoder, lower is better and larger (default: '
+                        + ', '.join(f'{codec} {crf}' for codec, crf in DEFAULT_CRF.items()) + ')')
+    parser.add_argument('--batch', type=int, default=DEFAULT_VIDEO_BATCH,
+                        help='video frames run through the network at once (default '
+                        f'{DEFAULT_VIDEO_BATCH}; under --tile auto fewer where memory is short)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace outputs that already exist (by default the command refuses to start)')
     return parser
@@ -86,6 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'--max-memory sizes the tiles of --tile auto; drop --tile {tile} or --max-memory')
     if args.outscale is not None and args.outscale <= 0:
         parser.error('--outscale must be positive, e.g. 2 or 3.5')
+    if args.batch < 1:
+        parser.error('--batch must be 1 or more')
+    if args.crf is not None and not 0 <= args.crf <= 63:
+        parser.error('--crf must be between 0 and 63 (51 for libx264 and libx265)')
 
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations and registration, once the arguments are parsed
@@ -95,6 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from esrgan_plugin.inference.runtime import choose_dtype, prepare_generator
     from esrgan_plugin.inference.upscale import choose_device, drop_earlier_outputs, list_inputs, plan_outputs
     from esrgan_plugin.inference.upscale_files import UpscaleSettings, upscale_files
+    from esrgan_plugin.inference.video_upscale import VideoStopped
 
     if args.plan:
         inputs = outputs = list_inputs(args.input)
@@ -111,12 +128,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     settings = UpscaleSettings(output=args.output, suffix=args.suffix, ext=args.ext, tile=tile,
                                tile_given=args.tile is not None, tile_pad=args.tile_pad, max_memory=args.max_memory,
                                outscale=args.outscale, alpha=args.alpha, color_fix=args.color_fix,
-                               strip_metadata=args.strip_metadata)
+                               strip_metadata=args.strip_metadata, video_codec=args.video_codec, crf=args.crf,
+                               batch=args.batch)
     if args.plan:
         return print_plans(net, inputs, settings)
-    # Lines written through tqdm keep its progress bars intact.
-    failed = upscale_files(net, inputs, outputs, settings, report=lambda line: tqdm.write(line, file=sys.stderr))
-    say(f'{len(inputs) - failed} of {len(inputs)} image(s) written to {args.output}'
+    try:  # lines written through tqdm keep its progress bars intact
+        failed = upscale_files(net, inputs, outputs, settings, report=lambda line: tqdm.write(line, file=sys.stderr))
+    except VideoStopped as stop:
+        say(f'error: {stop}', error=True)
+        return 128 + stop.signum
+    say(f'{len(inputs) - failed} of {len(inputs)} file(s) written to {args.output}'
         + (f', {failed} failed' if failed else ''), error=True)
     return 1 if failed else 0
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from esrgan_plugin import fileio
-from esrgan_plugin.choices import DEFAULT_TILE_PAD
+from esrgan_plugin.choices import DEFAULT_TILE_PAD, VIDEO_EXTENSIONS
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.animation import save_animation
 from esrgan_plugin.inference.color_fix import apply_color_fix
@@ -22,6 +22,7 @@ from esrgan_plugin.inference.image_io import (PHOTO_EXTENSIONS, Picture, encode,
                                              picture_from_samples, resize)
 from esrgan_plugin.inference.photo_metadata import PhotoMetadata
 from esrgan_plugin.inference.tiling import iter_tiles
+from esrgan_plugin.inference.video_io import is_video, video_output_path
 
 
 
@@ -39,7 +40,7 @@ def _to_tensor(img: np.ndarray, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
 
 
-def _paint_tile(out: torch.Tensor, target: np.ndarray, gray: bool, dtype: np.dtype) -> None:
+def paint_tile(out: torch.Tensor, target: np.ndarray, gray: bool, dtype: np.dtype) -> None:
     """Write a net output (1 x C x h x w) into ``target`` (h x w x 3 RGB or h x w) as ``dtype`` samples.
 
     Integers are at full scale. Colour goes one channel at a time, so the float
@@ -85,7 +86,7 @@ def upscale_to_array(net: torch.nn.Module, picture: Picture, dtype: np.dtype, ti
 
     def paint(img: np.ndarray, target: np.ndarray, is_gray: bool) -> None:
         for piece in iter_tiles(net, _to_tensor(img, channels), tile, tile_pad):
-            _paint_tile(piece.output, target[piece.rows, piece.cols], is_gray, dtype)
+            paint_tile(piece.output, target[piece.rows, piece.cols], is_gray, dtype)
             if progress and piece.window_done:
                 progress()
 
@@ -132,22 +133,30 @@ def write_upscaled(net: torch.nn.Module, picture: Picture, path: str, strip_meta
 
 
 def list_inputs(path: str) -> list[str]:
-    """The image files to process: the file itself, or a folder's images (not recursive)."""
+    """The files to process: the file itself, or a folder's images and videos (not recursive)."""
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise UserFacingError(f'input {path} does not exist; pass an image file or a folder of images.')
+        raise UserFacingError(f'input {path} does not exist; pass an image or video file or a folder of them.')
+    readable = PHOTO_EXTENSIONS + VIDEO_EXTENSIONS
     files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                   if n.lower().endswith(PHOTO_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
+                   if n.lower().endswith(readable) and os.path.isfile(os.path.join(path, n)))
     if not files:
-        raise UserFacingError(f'folder {path} holds no images ({", ".join(PHOTO_EXTENSIONS)}); pass another folder.')
+        raise UserFacingError(f'folder {path} holds no images or videos ({", ".join(readable)}); pass another '
+                              'folder.')
     return files
+
+
+def planned_output(input_path: str, out_dir: str, suffix: str, ext: str) -> str:
+    """Where an input goes before it is read: a video keeps its container, a picture follows ``ext``."""
+    if is_video(input_path):
+        return video_output_path(input_path, out_dir, suffix)
+    return output_path(input_path, out_dir, suffix, ext, has_alpha=False)
 
 
 def drop_earlier_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str) -> list[str]:
     """The inputs without files that are outputs of other inputs (an earlier run into the input folder)."""
-    own_output = {os.path.realpath(p): os.path.realpath(output_path(p, out_dir, suffix, ext, has_alpha=False))
-                  for p in inputs}
+    own_output = {os.path.realpath(p): os.path.realpath(planned_output(p, out_dir, suffix, ext)) for p in inputs}
     others = {out for src, out in own_output.items() if out != src}
     return [p for p in inputs if os.path.realpath(p) not in others]
 
@@ -158,7 +167,7 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwri
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserFacingError(f'output {out_dir} is a file; pass a folder (it is created if missing).')
     # Whether an image has alpha is only known once read; a PNG-or-same-extension guess is enough here.
-    outputs = [output_path(p, out_dir, suffix, ext, has_alpha=False) for p in inputs]
+    outputs = [planned_output(p, out_dir, suffix, ext) for p in inputs]
     real_inputs = {os.path.realpath(p) for p in inputs}
     seen = {}
     for src, dst in zip(inputs, outputs):

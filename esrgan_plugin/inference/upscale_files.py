@@ -22,6 +22,8 @@ from esrgan_plugin.inference.memory import (MARGIN, Estimate, choose_tile, fits,
 from esrgan_plugin.inference.runtime import release_cached_memory
 from esrgan_plugin.inference.tiling import count_tiles
 from esrgan_plugin.inference.upscale import write_upscaled
+from esrgan_plugin.inference.video_io import is_video
+from esrgan_plugin.inference.video_upscale import upscale_video
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class UpscaleSettings:
     alpha: str
     color_fix: str
     strip_metadata: bool = False  # --strip-metadata: outputs without the input's colour profile, EXIF and XMP
+    video_codec: str = 'auto'  # videos (inference.video_upscale): encoder, quality, frames per network run
+    crf: Optional[int] = None
+    batch: int = 1
 
 
 def _canvas(picture: Picture, dst: str) -> tuple[int, int]:
@@ -102,7 +107,8 @@ def upscale_files(net: torch.nn.Module, inputs: list[str], outputs: list[str], s
                   report: Callable[[str], None]) -> int:
     """Upscale each of ``inputs`` into its planned output (``upscale.plan_outputs``); returns how many failed.
 
-    A file that cannot be read, or whose output cannot be written, is reported (``report``) and skipped.
+    A file that cannot be read, or whose output cannot be written, is reported (``report``) and skipped. Videos
+    are streamed through ``video_upscale.upscale_video``.
     """
     real_inputs = {os.path.realpath(p) for p in inputs}
     failed = 0
@@ -110,6 +116,9 @@ def upscale_files(net: torch.nn.Module, inputs: list[str], outputs: list[str], s
     for src, dst in bar:
         bar.set_postfix_str(os.path.basename(src))
         try:
+            if is_video(src):
+                upscale_video(net, src, dst, settings, report)
+                continue
             picture = read_image(src)
             dst = output_path(src, settings.output, settings.suffix, settings.ext, picture.alpha is not None,
                               picture.animation is not None)
@@ -132,6 +141,8 @@ def plan_lines(net: torch.nn.Module, src: str, settings: UpscaleSettings) -> lis
     Raises:
         ImageReadError: ``src`` cannot be read.
     """
+    if is_video(src):
+        return [f'{src}: a video; --plan sizes the tiles of pictures (for videos see docs/inference.md#videos)']
     picture = read_image(src)
     height, width = picture.color.shape[:2]
     dst = output_path(src, settings.output or '.', settings.suffix, settings.ext, picture.alpha is not None)

@@ -225,7 +225,7 @@ def test_command_on_a_folder_with_a_corrupt_file(tmp_path, net, rng):
     assert result.returncode == 1
     assert sorted(os.listdir(tmp_path / 'out')) == ['one_out.png', 'two_out.jpg']  # nothing else, no temp files
     assert 'error:' in result.stderr and 'broken.png' in result.stderr and 'Traceback' not in result.stderr
-    assert '2 of 3 image(s)' in result.stderr
+    assert '2 of 3 file(s)' in result.stderr
     out = cv2.imread(str(tmp_path / 'out' / 'one_out.png'))
     expected = np.round(net_output(net, cv2.imread(str(images / 'one.png'))[..., ::-1] / 255.0) * 255)[..., ::-1]
     assert np.abs(out.astype(int) - expected).max() <= 1
@@ -267,7 +267,7 @@ def test_a_second_run_says_outputs_exist_and_overwrite_replaces_them(tmp_path, n
     assert err.startswith(f'error: 2 of the 2 output(s) already exist in {out} (e.g. a_out.png); pass --overwrite')
     assert (out / 'a_out.png').read_bytes() == b'stale'
     code, err = run_in_process(capsys, *args, '--overwrite')
-    assert code == 0 and '2 of 2 image(s) written' in err  # earlier outputs in the input folder are not inputs
+    assert code == 0 and '2 of 2 file(s) written' in err  # earlier outputs in the input folder are not inputs
     assert cv2.imread(str(out / 'a_out.png')).shape == (20, 24, 3)
     expected = {'a_out.png', 'b_out.png'} | ({'a.png', 'b.png'} if same_folder else set())
     assert set(os.listdir(out)) == expected
