@@ -37,12 +37,12 @@ DEFAULT_TILE_PAD = 96
 # when an image is read (its own memory in use plus the kernel's MemAvailable, or the GPU's free memory), leaving
 # the rest to the user's other programs.
 DEFAULT_MEMORY_SHARE = 0.5
-# On the CPU, `--tile auto`'s tiles stay at or below this side (input pixels). The time per computed window pixel,
-# measured on windows of 256 to 2240 pixels (docs/benchmarks.md#fastest-tile-on-the-cpu), does not fall as the
-# window grows, so a larger tile saves only the context its neighbours recompute (with the default 96-pixel pad,
-# 1.19x the image's pixels at 2048, 1.08x at 4672), while every tensor of the window grows with its area: the
-# large allocations are fresh pages the kernel must fault in and zero, which on a loaded machine cost more kernel
-# time than they save. Not measured on a GPU: there auto keeps preferring large tiles within the budget.
+# On the CPU, `--tile auto`'s tiles stay at or below this side (input pixels). The CPU time per computed window
+# pixel, measured on windows of 256 to 2240 pixels (docs/benchmarks.md#fastest-tile-on-the-cpu), stops falling
+# from about 1024 on, so a larger tile saves only the context its neighbours recompute (with the default 96-pixel
+# pad, 1.19x the image's pixels at 2048, 1.08x at 4672), while every tensor of the window grows with its area and
+# the kernel's share of the time, faulting in their fresh pages, rises. Not measured on a GPU: there auto keeps
+# preferring large tiles within the budget.
 CPU_FASTEST_TILE = 2048
 
 # `python -m esrgan_plugin.export`: the output extensions, each a format.

@@ -80,6 +80,9 @@ FITTED = {
     # 2026-12-08.
     ('AVX2', torch.float32, False): Coefficients(trunk=1.216, trunk_extra=-1.38, trunk_constant=26.4e6,
                                                  upsample=1.553, upsample_extra=3.13, upsample_constant=18.2e6),
+    # Without native bf16, --precision bf16 runs fp32 in channels_last: that is what this entry measured.
+    ('AVX2', torch.bfloat16, True): Coefficients(trunk=0.878, trunk_extra=-1.68, trunk_constant=31.3e6,
+                                                 upsample=1.116, upsample_extra=-2.29, upsample_constant=11.9e6),
 }
 # Not measured (no GPU where the CPU coefficients were fitted): the bare live-tensor counts with cuDNN's workspace
 # allowed for by half as much again; `python scripts/fit_memory_model.py --device cuda` measures them.

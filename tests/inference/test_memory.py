@@ -163,3 +163,13 @@ def test_the_default_share_is_half():
     assert DEFAULT_MEMORY_SHARE == 0.5
     default = memory.memory_budget(torch.device('cpu'))
     assert abs(default.in_use + default.allowed - 0.5 * default.available) < 2**20
+
+
+@pytest.mark.parametrize('capability, key', [('AVX2', 'AVX2'), ('AVX512', 'AVX512'), ('DEFAULT', 'AVX512')])
+def test_the_coefficients_follow_the_cpus_vector_width(monkeypatch, capability, key):
+    """oneDNN's layouts differ between AVX2 and AVX512 CPUs: each takes its own fit, others the AVX512 one."""
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
+    cpu = torch.device('cpu')
+    assert memory.coefficients(cpu, torch.float32, False) is memory.FITTED[key, torch.float32, False]
+    assert memory.coefficients(cpu, torch.float32, True) is memory.FITTED[key, torch.bfloat16, True]
+    assert memory.coefficients(cpu, torch.bfloat16, True) is memory.FITTED[key, torch.bfloat16, True]
