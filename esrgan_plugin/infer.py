@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--max-memory', type=memory_size, metavar='SIZE',
                         help='memory budget of --tile auto, e.g. 4GB, 512MB, 1.5GiB: the peak resident memory of '
                         'the command on the CPU, of allocated GPU memory on CUDA (default: '
-                        f'{DEFAULT_MEMORY_SHARE:.0%} of the memory available to the command, the rest left to other '
+                        f'{DEFAULT_MEMORY_SHARE * 100:.0f}%% of the memory available to the command, the rest left to other '
                         'programs)')
     parser.add_argument('--plan', action='store_true',
                         help='print, for each image, the predicted peak memory of the whole image and of several '
