@@ -153,7 +153,7 @@ def test_the_default_budget_is_a_share_of_the_memory_available(share):
     rss, free = proc('/proc/self/status', 'VmRSS'), proc('/proc/meminfo', 'MemAvailable')
     got = memory.memory_budget(torch.device('cpu'), share=share)
     expected_peak = share * (rss + free)
-    assert got.limit is None and abs(got.in_use + got.allowed - expected_peak) < 128 * 2**20
+    assert got.limit is None and abs(got.in_use + got.allowed - expected_peak) < 256 * 2**20  # others come and go
     assert f'{share:.0%} of ' in got.source and 'available RAM' in got.source
     assert got.peak_so_far >= got.in_use
 
