@@ -26,10 +26,11 @@ OUTPUT_FORMATS = ('auto', 'png', 'jpg', 'webp', 'tiff')
 ALPHA_MODES = ('net', 'bicubic')
 # `infer --color-fix`: the output's low frequencies matched to the input's (docs/inference.md#colour-fix).
 COLOR_FIXES = ('none', 'mean', 'wavelet')
-# `auto`: the whole image where the memory model says it fits, which computes each pixel once and has no seams
-# (docs/benchmarks.md#--tile-auto-against-fixed-tiles); else the largest tile that fits. Measured with trained
-# weights (docs/inference.md#tiling): 96 pixels of context keep tiled outputs within 1 level of untiled ones on
-# ~0.01 % of values.
+# `auto`: of the tiles whose predicted peak fits the memory budget, the one whose windows compute the fewest
+# pixels (the whole image where it fits: each pixel computed once, no seams;
+# docs/benchmarks.md#--tile-auto-against-fixed-tiles), on the CPU up to a measured fastest tile
+# (docs/inference.md#memory-sized-tiles). Measured with trained weights (docs/inference.md#tiling): 96 pixels of
+# context keep tiled outputs within 1 level of untiled ones on ~0.01 % of values.
 DEFAULT_TILE = 'auto'
 DEFAULT_TILE_PAD = 96
 # The videos infer reads (any codec PyAV decodes inside them); each output keeps its input's container.
@@ -42,6 +43,17 @@ VIDEO_CODECS = ('auto', 'libx264', 'libx265', 'libvpx-vp9', 'libsvtav1')
 DEFAULT_CRF = {'libx264': 18, 'libx265': 22, 'libvpx-vp9': 24, 'libsvtav1': 28}
 # `infer --batch`: frames of a video run through the network at once (docs/inference.md#videos).
 DEFAULT_VIDEO_BATCH = 4
+# `--tile auto` without --max-memory: the command's peak stays within this share of the memory available to it
+# when an image is read (its own memory in use plus the kernel's MemAvailable, or the GPU's free memory), leaving
+# the rest to the user's other programs.
+DEFAULT_MEMORY_SHARE = 0.5
+# On the CPU, `--tile auto`'s tiles stay at or below this side (input pixels). The CPU time per computed window
+# pixel, measured on windows of 256 to 2240 pixels (docs/benchmarks.md#fastest-tile-on-the-cpu), stops falling
+# from about 1024 on, so a larger tile saves only the context its neighbours recompute (with the default 96-pixel
+# pad, 1.19x the image's pixels at 2048, 1.08x at 4672), while every tensor of the window grows with its area and
+# the kernel's share of the time, faulting in their fresh pages, rises. Not measured on a GPU: there auto keeps
+# preferring large tiles within the budget.
+CPU_FASTEST_TILE = 2048
 
 # `python -m esrgan_plugin.export`: the output extensions, each a format.
 EXPORT_FORMATS = ('.pth', '.safetensors', '.onnx')

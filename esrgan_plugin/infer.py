@@ -10,9 +10,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, DEFAULT_CRF, DEFAULT_TILE,
-                                   DEFAULT_TILE_PAD, DEFAULT_VIDEO_BATCH, DEVICES, OUTPUT_FORMATS, PRECISIONS,
-                                   VIDEO_CODECS, VIDEO_EXTENSIONS)
+from esrgan_plugin.choices import (ALPHA_MODES, COLOR_FIXES, COMPILE_MODES, CPU_FASTEST_TILE, DEFAULT_CRF,
+                                   DEFAULT_MEMORY_SHARE, DEFAULT_TILE, DEFAULT_TILE_PAD, DEFAULT_VIDEO_BATCH, DEVICES,
+                                   OUTPUT_FORMATS, PRECISIONS, VIDEO_CODECS, VIDEO_EXTENSIONS)
 from esrgan_plugin.cli import memory_size, run_main, say, tile_size
 
 if TYPE_CHECKING:  # annotations only: -h is answered before torch is imported
@@ -35,12 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     # None stands for the default, so that a choice is announced only where --tile auto was asked for
     # (upscale_files.auto_tile).
     parser.add_argument('--tile', type=tile_size, default=None,
-                        help='tile side in input pixels, bounds memory on large images; 0: whole image; auto: the '
-                        'whole image or the largest tile whose predicted peak memory fits --max-memory or the free '
-                        f'memory (default {DEFAULT_TILE}); see docs/inference.md#memory-sized-tiles')
+                        help='tile side in input pixels, bounds memory on large images; 0: whole image; auto: of the '
+                        'whole image and the tiles whose predicted peak memory fits the budget, the fastest (on the '
+                        f'CPU at most {CPU_FASTEST_TILE} pixels) (default {DEFAULT_TILE}); see '
+                        'docs/inference.md#memory-sized-tiles')
     parser.add_argument('--max-memory', type=memory_size, metavar='SIZE',
                         help='memory budget of --tile auto, e.g. 4GB, 512MB, 1.5GiB: the peak resident memory of '
-                        'the command on the CPU, of allocated GPU memory on CUDA (default: the free memory)')
+                        'the command on the CPU, of allocated GPU memory on CUDA (default: '
+                        f'{DEFAULT_MEMORY_SHARE * 100:.0f}%% of the memory available to the command, the rest left to other '
+                        'programs)')
     parser.add_argument('--plan', action='store_true',
                         help='print, for each image, the predicted peak memory of the whole image and of several '
                         'tile sizes and the tile auto would choose, without running the network; writes nothing')

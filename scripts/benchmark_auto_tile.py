@@ -4,7 +4,8 @@ In one process (start-up is the same for every choice and left out): the generat
 RealESRGAN_x4plus, or a random net of the paper's widths with ``--num-block`` blocks), a random image per size,
 and for each ``--tiles`` value the seconds of ``upscale.upscale_to_array`` into an 8-bit canvas, the median of
 ``--repeats``, rows interleaved. ``auto`` is resolved as the command resolves it (``memory.choose_tile`` with the
-available RAM). Also printed: the pixels the windows compute, against the image's.
+default share of the available RAM and the CPU's tile cap). Also printed: the pixels the windows compute, against
+the image's.
 
     python scripts/benchmark_auto_tile.py --sizes 256 1000 --precision bf16
 """
@@ -60,7 +61,8 @@ def main() -> None:
         for name in args.tiles:
             if name == 'auto':
                 budget = memory.memory_budget(device)
-                tiles[name] = memory.choose_tile(net, side, side, 3, 1, args.tile_pad, budget).tile
+                tiles[name] = memory.choose_tile(net, side, side, 3, 1, args.tile_pad, budget,
+                                                 memory.fastest_tile_cap(device)).tile
             else:
                 tiles[name] = int(name)
         times = {name: [] for name in args.tiles}

@@ -140,12 +140,16 @@ def main() -> None:
     layouts = args.layouts or (['fp32', 'fp32-cl', 'bf16'] if args.device == 'cpu' else ['fp32', 'fp16'])
 
     import torch
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability '
+          f'{torch.backends.cpu.get_cpu_capability()}', flush=True)
 
     from esrgan_plugin.inference import memory
     from esrgan_plugin.inference.memory import ArchSize, Coefficients
 
-    archs = {'paper': (ArchSize(3, 3, 64, 32, 4, 1, 2), (64, 128, 192, 256), (32, 64, 128, 256)),
-             'tiny': (ArchSize(3, 3, 8, 4, 4, 1, 2), (64, 128, 256, 384), (32, 64, 128, 256))}
+    # Large windows (768 for the paper's widths, 1536 for the tiny net: 1.6 and 0.8 GB of growth) so that the
+    # fit holds for the large tiles --tile auto chooses on large photos, not only for small ones.
+    archs = {'paper': (ArchSize(3, 3, 64, 32, 4, 1, 2), (64, 128, 192, 256, 512, 768), (32, 64, 128, 256)),
+             'tiny': (ArchSize(3, 3, 8, 4, 4, 1, 2), (64, 128, 256, 384, 1024, 1536), (32, 64, 128, 256))}
     big = 4 if args.device == 'cuda' else 1  # the GPU measures larger inputs in the same time
     fitted = {}
     for name in layouts:
@@ -179,7 +183,8 @@ def main() -> None:
     print('\nFITTED entries for esrgan_plugin/inference/memory.py:')
     for name, coef in fitted.items():
         dtype_name, channels_last = LAYOUTS[name]
-        print(f"    ('{args.device}', torch.{dtype_name}, {channels_last}): {coef!r},")
+        key = torch.backends.cpu.get_cpu_capability() if args.device == 'cpu' else 'cuda'
+        print(f"    ('{key}', torch.{dtype_name}, {channels_last}): {coef!r},")
 
     print('\nwhole upscaling runs, growth of the peak: predicted with these coefficients against measured')
     from esrgan_plugin.inference.tiling import window_shape

@@ -1,4 +1,4 @@
-"""Predicting the peak memory of upscaling an image, and choosing the tile that fits a budget.
+"""Predicting the peak memory of upscaling an image, and choosing the fastest tile that fits a budget.
 
 The network's working memory on one window (docs/inference.md#memory-sized-tiles) follows from the
 architecture: while the trunk runs, a dense block holds its input, its four growth outputs, their concatenation
@@ -12,6 +12,11 @@ written, and one float copy of the input.
 
 The prediction is of the process's peak: resident memory on the CPU, ``torch.cuda.max_memory_allocated`` on
 CUDA, taken as what is in use when the prediction is made plus the predicted growth.
+
+The budget is ``--max-memory``, or else ``choices.DEFAULT_MEMORY_SHARE`` of the memory available to the process.
+Of the tiles that fit it, the one whose windows compute the fewest pixels is taken (``computed_pixels``): the
+work of a window grows with its area, the context around each tile is computed again by its neighbours, and on
+the CPU the time per computed pixel was measured not to fall for windows beyond ``CPU_FASTEST_TILE``.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from esrgan_plugin.choices import CPU_FASTEST_TILE, DEFAULT_MEMORY_SHARE
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.tiling import band_rows, count_tiles, window_shape
 
@@ -59,14 +65,24 @@ class Coefficients(NamedTuple):
 
 # Fitted by `python scripts/fit_memory_model.py` (least squares over fresh subprocesses, each measuring the growth
 # of its peak resident memory, /proc/self/status VmHWM after resetting it, while the trunk or the upsampling stage
-# runs on one input; 1-block nets with 64/32 and 8/4 channels, trunk windows 64-384 pixels, upsampling bands of
-# 16x10^3 to 10^6 output pixels; 2 threads). Machine: Intel Xeon (Sapphire Rapids class: AVX512, AVX512-BF16,
-# AMX), 2 cores, torch's CPU capability AVX512; 2026-12-05. Keys: (device type, dtype, channels_last).
+# runs on one input; 1-block nets with 64/32 and 8/4 channels, upsampling bands of 16x10^3 to 10^6 output pixels;
+# 2 threads). oneDNN lays tensors out by the vector width, so the fit depends on the CPU: keys (torch's CPU
+# capability, dtype, channels_last).
 FITTED = {
-    ('cpu', torch.float32, False): Coefficients(trunk=1.541, trunk_extra=34.08, trunk_constant=15.0e6,
-                                                upsample=1.54, upsample_extra=4.33, upsample_constant=21.0e6),
-    ('cpu', torch.bfloat16, True): Coefficients(trunk=1.099, trunk_extra=-9.88, trunk_constant=18.2e6,
-                                                upsample=1.105, upsample_extra=-0.18, upsample_constant=12.9e6),
+    # Intel Xeon (Sapphire Rapids class: AVX512, AVX512-BF16, AMX), 2 cores; trunk windows 64-384 pixels;
+    # 2026-12-05.
+    ('AVX512', torch.float32, False): Coefficients(trunk=1.541, trunk_extra=34.08, trunk_constant=15.0e6,
+                                                   upsample=1.54, upsample_extra=4.33, upsample_constant=21.0e6),
+    ('AVX512', torch.bfloat16, True): Coefficients(trunk=1.099, trunk_extra=-9.88, trunk_constant=18.2e6,
+                                                   upsample=1.105, upsample_extra=-0.18, upsample_constant=12.9e6),
+    # AMD EPYC (Zen 2), 2 cores; trunk windows 64-768 pixels (64/32) and 64-1536 (8/4), the large windows of
+    # the large tiles auto takes on photos, where the AVX512 fit predicted 31-65 % above these measurements;
+    # 2026-12-08.
+    ('AVX2', torch.float32, False): Coefficients(trunk=1.216, trunk_extra=-1.38, trunk_constant=26.4e6,
+                                                 upsample=1.553, upsample_extra=3.13, upsample_constant=18.2e6),
+    # Without native bf16, --precision bf16 runs fp32 in channels_last: that is what this entry measured.
+    ('AVX2', torch.bfloat16, True): Coefficients(trunk=0.878, trunk_extra=-1.68, trunk_constant=31.3e6,
+                                                 upsample=1.116, upsample_extra=-2.29, upsample_constant=11.9e6),
 }
 # Not measured (no GPU where the CPU coefficients were fitted): the bare live-tensor counts with cuDNN's workspace
 # allowed for by half as much again; `python scripts/fit_memory_model.py --device cuda` measures them.
@@ -80,11 +96,12 @@ def coefficients(device: torch.device, dtype: torch.dtype, channels_last: bool) 
     """The fitted coefficients for this device, dtype and layout (the nearest fitted case where not measured)."""
     if device.type != 'cpu':
         return UNFITTED_CUDA
-    if dtype == torch.float32 and not channels_last:
-        return FITTED['cpu', torch.float32, False]
+    # CPUs other than AVX2 ones take the AVX512 fit, the larger of the two.
+    capability = 'AVX2' if torch.backends.cpu.get_cpu_capability() == 'AVX2' else 'AVX512'
     # fp32 in channels_last (bf16 on CPUs without native bf16) and fp16 are taken as bf16's channels_last layout:
     # in the first fit fp32 channels_last's multipliers were within 1 % of bf16's.
-    return FITTED['cpu', torch.bfloat16, True]
+    layout = (torch.float32, False) if dtype == torch.float32 and not channels_last else (torch.bfloat16, True)
+    return FITTED.get((capability, *layout), FITTED[('AVX512', *layout)])
 
 
 def trunk_channels(arch: ArchSize) -> int:
@@ -159,6 +176,7 @@ class Budget(NamedTuple):
     allowed: int
     limit: Optional[int]  # the --max-memory value, if given
     source: str  # in words, for the command's message
+    available: int = 0  # what the share was taken of (in use and free), bytes; 0 with --max-memory
 
 
 def _proc_status() -> dict[str, int]:
@@ -195,8 +213,10 @@ def available_ram() -> int:
     return available if room is None else min(available, room)
 
 
-def memory_budget(device: torch.device, max_memory: Optional[int] = None) -> Budget:
-    """What the run on ``device`` may grow by: up to ``max_memory`` in all, or up to what is free.
+def memory_budget(device: torch.device, max_memory: Optional[int] = None,
+                  share: float = DEFAULT_MEMORY_SHARE) -> Budget:
+    """What the run on ``device`` may grow by: up to ``max_memory`` in all, or else up to ``share`` of the memory
+    available to it (what it holds now and what is free), the rest left to the user's other programs.
 
     On the CPU the measure is this process's resident memory (Linux ``/proc``); on CUDA torch's allocated memory
     on the device, the free memory being what the driver reports free plus what torch holds unused.
@@ -213,7 +233,9 @@ def memory_budget(device: torch.device, max_memory: Optional[int] = None) -> Bud
         source = 'available RAM'
     if max_memory is not None:
         return Budget(in_use, peak, max_memory - in_use, max_memory, '--max-memory')
-    return Budget(in_use, peak, free, None, source)
+    available = in_use + free
+    return Budget(in_use, peak, int(share * available) - in_use, None,
+                  f'{share:.0%} of {format_bytes(available)} {source}', available)
 
 
 def estimate(net: torch.nn.Module, height: int, width: int, depth: int, out_itemsize: int, tile: int, pad: int,
@@ -249,26 +271,39 @@ SMALLEST_TILE = 32
 TILE_STEP = 16
 
 
+def computed_pixels(height: int, width: int, tile: int, pad: int, factor: int = 1) -> int:
+    """Input pixels that the windows of ``tile`` (0: the whole image) compute, context included: what the time of
+    the network's trunk grows with (its upsampling runs on the tiles' cores, the same for every tile)."""
+    win_h, win_w = window_shape(height, width, tile, pad, factor)
+    return count_tiles(height, width, tile, pad) * win_h * win_w
+
+
+def fastest_tile_cap(device: torch.device) -> Optional[int]:
+    """The largest tile auto takes on ``device`` (None: no cap measured, the budget alone bounds it)."""
+    return CPU_FASTEST_TILE if device.type == 'cpu' else None
+
+
 def choose_tile(net: torch.nn.Module, height: int, width: int, depth: int, out_itemsize: int, pad: int,
-                budget: Budget) -> Estimate:
-    """The whole image if it fits the budget, else the largest tile that does (``fits``).
+                budget: Budget, cap: Optional[int] = None) -> Estimate:
+    """Of the whole image and the tiles up to ``cap`` (on the ``TILE_STEP`` grid) that fit the budget (``fits``),
+    the one whose windows compute the fewest pixels; of equals, the smaller predicted peak. The whole image is a
+    candidate where one window of ``cap`` would cover it.
 
     Raises:
         UserFacingError: not even a ``SMALLEST_TILE`` tile fits.
     """
-    whole = estimate(net, height, width, depth, out_itemsize, 0, pad, budget)
-    if fits(whole, budget):
-        return whole
-    # The predicted peak grows with the tile, so the largest fitting tile is found by bisection.
-    low, high = SMALLEST_TILE // TILE_STEP, max(height, width) // TILE_STEP + 1
-    best = None
-    while low <= high:
-        mid = (low + high) // 2
-        est = estimate(net, height, width, depth, out_itemsize, mid * TILE_STEP, pad, budget)
-        if fits(est, budget):
-            best, low = est, mid + 1
-        else:
-            high = mid - 1
+    side = max(height, width)
+    largest = side if cap is None else min(cap, side)
+    unshuffle = arch_size(net).unshuffle
+    # The whole image first: a tile whose one window covers the image computes the same, and is no better.
+    candidates = [0] if cap is None or count_tiles(height, width, cap, pad) == 1 else []
+    candidates += range(SMALLEST_TILE, largest + 1, TILE_STEP)
+    best, best_key = None, None
+    for tile in candidates:
+        est = estimate(net, height, width, depth, out_itemsize, tile, pad, budget)
+        key = (computed_pixels(height, width, tile, pad, unshuffle), est.growth)
+        if fits(est, budget) and (best_key is None or key < best_key):
+            best, best_key = est, key
     if best is None:
         smallest = estimate(net, height, width, depth, out_itemsize, SMALLEST_TILE, pad, budget)
         raise UserFacingError(
@@ -290,7 +325,7 @@ def smaller_tile(height: int, width: int, tile: int) -> Optional[int]:
     return half if half >= SMALLEST_TILE else None
 
 
-PLAN_TILES = (1024, 768, 512, 384, 256, 128, 64)
+PLAN_TILES = (4096, 2048, 1024, 768, 512, 384, 256, 128, 64)
 
 
 def plan(net: torch.nn.Module, height: int, width: int, depth: int, out_itemsize: int, pad: int,

@@ -1,6 +1,6 @@
 """The run of ``python -m esrgan_plugin.infer`` over its image files, and what ``--plan`` says about each.
 
-Each image is read, gets its tile (``--tile auto``: the one the memory model predicts to fit, ``inference.memory``)
+Each image is read, gets its tile (``--tile auto``: the fastest the memory model predicts to fit, ``inference.memory``)
 and is upscaled and written (``inference.upscale.write_upscaled``). A file that cannot be read or written is
 reported and skipped; the run goes on. Running out of memory is not skipped: under ``--tile auto`` the image is
 tried again in halved tiles (``memory.smaller_tile``), otherwise, or once no smaller tile is left, the run stops
@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.image_io import ImageReadError, Picture, output_dtype, output_path, read_image
-from esrgan_plugin.inference.memory import (MARGIN, Estimate, choose_tile, fits, format_bytes, memory_budget, plan,
-                                            smaller_tile)
+from esrgan_plugin.inference.memory import (MARGIN, Estimate, choose_tile, fastest_tile_cap, fits, format_bytes,
+                                            memory_budget, plan, smaller_tile)
 from esrgan_plugin.inference.runtime import release_cached_memory
 from esrgan_plugin.inference.tiling import count_tiles
 from esrgan_plugin.inference.upscale import write_upscaled
@@ -57,10 +57,11 @@ def _device(net: torch.nn.Module) -> torch.device:
 
 def auto_tile(net: torch.nn.Module, picture: Picture, dst: str, settings: UpscaleSettings,
               report: Callable[[str], None]) -> Estimate:
-    """``--tile auto``: the tile whose predicted peak fits the budget (``memory.choose_tile``), reported on one line
-    where the image is tiled or ``--tile auto`` was given."""
+    """``--tile auto``: the fastest tile whose predicted peak fits the budget (``memory.choose_tile``), reported on
+    one line where the image is tiled or ``--tile auto`` was given."""
     budget = memory_budget(_device(net), settings.max_memory)
-    chosen = choose_tile(net, *picture.color.shape[:2], *_canvas(picture, dst), settings.tile_pad, budget)
+    chosen = choose_tile(net, *picture.color.shape[:2], *_canvas(picture, dst), settings.tile_pad, budget,
+                         fastest_tile_cap(_device(net)))
     if chosen.tile == 0 and not settings.tile_given:
         return chosen  # the default ran the whole image: nothing a user needs to hear about
     what = 'the whole image' if chosen.tile == 0 else f'tile {chosen.tile} ({chosen.tiles} tiles)'
@@ -156,10 +157,12 @@ def plan_lines(net: torch.nn.Module, src: str, settings: UpscaleSettings) -> lis
         window = f'{est.window[1]}x{est.window[0]}'
         lines.append(f'  {est.tile or "whole":>6}  {window:>11}  {est.tiles:>5}  {format_bytes(est.peak):>14}  '
                      f'{"yes" if fits(est, budget) else "no"}')
+    cap = fastest_tile_cap(_device(net))
     try:
-        chosen = choose_tile(net, height, width, depth, itemsize, settings.tile_pad, budget)
-        lines.append(f'  auto: {"the whole image" if chosen.tile == 0 else f"tile {chosen.tile}"}, predicted peak '
-                     f'{format_bytes(chosen.peak)}')
+        chosen = choose_tile(net, height, width, depth, itemsize, settings.tile_pad, budget, cap)
+        what = 'the whole image' if chosen.tile == 0 else f'tile {chosen.tile} ({chosen.tiles} tiles)'
+        lines.append(f'  auto: {what}, predicted peak {format_bytes(chosen.peak)}: of the tiles that fit'
+                     f'{f" up to {cap} pixels" if cap else ""}, the one computing the fewest pixels')
     except UserFacingError as err:
         lines.append(f'  auto: {err}')
     return lines

@@ -23,7 +23,7 @@ from esrgan_plugin import fileio
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.inference.color_fix import apply_color_fix
 from esrgan_plugin.inference.image_io import resize
-from esrgan_plugin.inference.memory import choose_tile, format_bytes, memory_budget
+from esrgan_plugin.inference.memory import choose_tile, fastest_tile_cap, format_bytes, memory_budget
 from esrgan_plugin.inference.tiling import iter_tiles
 from esrgan_plugin.inference.upscale import paint_tile
 from esrgan_plugin.inference.video_io import (Frame, VideoReader, VideoReadError, VideoWriteError, VideoWriter,
@@ -89,14 +89,15 @@ def plan_frames(net: torch.nn.Module, height: int, width: int, settings: VideoSe
     """
     if settings.tile != 'auto':
         return settings.tile, settings.batch
-    budget = memory_budget(next(net.parameters()).device, settings.max_memory)
+    device = next(net.parameters()).device
+    budget, cap = memory_budget(device, settings.max_memory), fastest_tile_cap(device)
     for batch in range(settings.batch, 0, -1):
-        chosen = choose_tile(net, height * batch, width, 3, 1, settings.tile_pad, budget)
+        chosen = choose_tile(net, height * batch, width, 3, 1, settings.tile_pad, budget, cap)
         if chosen.tile == 0:
             if batch < settings.batch or settings.tile_given:
                 report(f'{name}: {batch} whole frame(s) at once, predicted peak {format_bytes(chosen.peak)}')
             return 0, batch
-    chosen = choose_tile(net, height, width, 3, 1, settings.tile_pad, budget)
+    chosen = choose_tile(net, height, width, 3, 1, settings.tile_pad, budget, cap)
     report(f'{name}: one frame at a time in tile {chosen.tile} ({chosen.tiles} tiles), predicted peak '
            f'{format_bytes(chosen.peak)}')
     return chosen.tile, 1

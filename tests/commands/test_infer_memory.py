@@ -54,11 +54,25 @@ def test_plan_prints_a_peak_per_tile_and_writes_nothing(files, capsys):
     assert sorted(p.name for p in files.iterdir()) == ['a.png', 'model.pth']
 
 
+def test_plan_shows_the_share_of_the_available_memory_and_the_chosen_tile(files, capsys):
+    from esrgan_plugin.inference.memory import available_ram
+    code, out, _ = run(capsys, '-i', str(files / 'a.png'), '-m', str(files / 'model.pth'), '--device', 'cpu',
+                       '--plan')
+    assert code == 0
+    share, available, budget = re.search(r'budget \((\d+)% of ([\d.]+) GiB available RAM\) ([\d.]+) GiB', out).groups()
+    # What the process holds (at most a few GiB here) plus what the kernel reports available.
+    assert int(share) == 50 and available_ram() / 2**30 - 2 < float(available) < available_ram() / 2**30 + 4
+    assert abs(float(budget) - float(available) / 2) <= 0.01
+    assert re.search(r'^  auto: the whole image, predicted peak [\d.]+ [MG]iB: of the tiles that fit up to 2048 '
+                     r'pixels, the one computing the fewest pixels$', out, re.M), out
+
+
 def test_auto_tile_says_what_it_chose(files, capsys):
     code, _, err = run(capsys, '-i', str(files / 'a.png'), '-o', str(files / 'out'), '-m', str(files / 'model.pth'),
                        '--device', 'cpu', '--tile', 'auto')
     assert code == 0 and (files / 'out' / 'a_out.png').is_file()
-    assert re.search(r'a_out\.png: the whole image, predicted peak [\d.]+ [MG]iB \(budget: available RAM', err)
+    assert re.search(r'a_out\.png: the whole image, predicted peak [\d.]+ [MG]iB \(budget: 50% of [\d.]+ GiB '
+                     r'available RAM, [\d.]+ GiB\)', err), err
 
 
 def out_of_memory_above(monkeypatch, largest: int) -> list:

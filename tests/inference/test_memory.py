@@ -81,16 +81,53 @@ def budget(allowed):
     return Budget(in_use=0, peak_so_far=0, allowed=allowed, limit=allowed, source='--max-memory')
 
 
-def test_the_prediction_grows_with_the_tile_and_the_chosen_tile_is_the_largest_that_fits():
+def test_the_prediction_grows_with_the_tile_and_the_chosen_tile_fits():
     net = tiny_generator(num_feat=16, num_block=1, num_grow_ch=8)
     growth = [memory.estimate(net, 700, 500, 3, 1, tile, 16, budget(0)).growth for tile in (32, 64, 128, 256, 0)]
     assert growth == sorted(growth) and growth[0] < growth[-1]
     allowed = int(memory.estimate(net, 700, 500, 3, 1, 200, 16, budget(0)).growth * (1 + memory.MARGIN))
     chosen = memory.choose_tile(net, 700, 500, 3, 1, 16, budget(allowed))
-    assert chosen.tile % memory.TILE_STEP == 0 and memory.fits(chosen, budget(allowed))
-    assert not memory.fits(memory.estimate(net, 700, 500, 3, 1, chosen.tile + memory.TILE_STEP, 16, budget(0)),
-                           budget(allowed))
+    assert chosen.tile % memory.TILE_STEP == 0 and 0 < chosen.tile <= 200 and memory.fits(chosen, budget(allowed))
     assert memory.choose_tile(net, 700, 500, 3, 1, 16, budget(10**12)).tile == 0  # the whole image when it fits
+
+
+@pytest.mark.parametrize('height, width, cap, tile, tiles', [
+    # 3000 pixels cannot be one window of a 2048 tile (2048 + 2 x 96 < 3000); two windows a side need a tile of at
+    # least 1500, 1504 on the 16-pixel grid: 4 windows of 1696^2 = 11.5 M pixels, fewer than the 9 of 1200^2
+    # (12.96 M) of tile 1008, the smallest with three a side, or the 4 larger windows of any tile up to 2048.
+    (3000, 3000, 2048, 1504, 4),
+    # 48 megapixels: at most 2048 a side takes 4 x 3 tiles; 2000 is the smallest tile that makes them (8000 / 4).
+    (6000, 8000, 2048, 2000, 12),
+    # Without a cap (CUDA) the whole image fits a huge budget: one window, each pixel computed once.
+    (6000, 8000, None, 0, 1),
+    # An image that one 2048-tile window covers (up to 2048 + 2 x 96 a side) runs whole.
+    (2200, 1500, 2048, 0, 1),
+])
+def test_auto_takes_the_tile_computing_the_fewest_pixels_up_to_the_cap(height, width, cap, tile, tiles):
+    net = tiny_generator(num_feat=8, num_block=1, num_grow_ch=4)
+    chosen = memory.choose_tile(net, height, width, 3, 1, 96, budget(10**15), cap)
+    assert (chosen.tile, chosen.tiles) == (tile, tiles)
+
+
+@pytest.mark.parametrize('height, width, cap', [(6000, 8000, 2048), (3000, 4000, 1024), (900, 5000, 512),
+                                                (6000, 8000, None)])
+@pytest.mark.parametrize('share', [0.02, 0.1, 0.5])
+def test_the_chosen_tile_never_exceeds_the_cap_nor_the_budget(height, width, cap, share):
+    net = tiny_generator(num_feat=16, num_block=1, num_grow_ch=8)
+    # From what the smallest tile needs (the canvas and the encoded file are most of it) to the whole image's.
+    least = memory.estimate(net, height, width, 3, 1, memory.SMALLEST_TILE, 96, budget(0)).growth * (1 + memory.MARGIN)
+    whole = memory.estimate(net, height, width, 3, 1, 0, 96, budget(0)).growth * (1 + memory.MARGIN)
+    allowed = budget(int(least + share * (whole - least)))
+    chosen = memory.choose_tile(net, height, width, 3, 1, 96, allowed, cap)
+    assert memory.fits(chosen, allowed) and chosen.growth * (1 + memory.MARGIN) <= allowed.allowed
+    if cap is not None:
+        assert 0 < chosen.tile <= cap or (chosen.tile == 0 and max(height, width) <= cap + 2 * 96)
+
+
+def test_the_cap_is_the_cpus_measured_fastest_tile_and_none_on_cuda():
+    from esrgan_plugin.choices import CPU_FASTEST_TILE
+    assert memory.fastest_tile_cap(torch.device('cpu')) == CPU_FASTEST_TILE == 2048
+    assert memory.fastest_tile_cap(torch.device('cuda')) is None
 
 
 def test_a_budget_too_small_for_any_tile_is_one_clear_error():
@@ -99,12 +136,40 @@ def test_a_budget_too_small_for_any_tile_is_one_clear_error():
         memory.choose_tile(net, 400, 400, 3, 1, 16, budget(1000))
 
 
+def proc(path, key):
+    with open(path) as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ':'))
+
+
 def test_the_cpu_budget_is_the_limit_less_what_is_resident():
-    with open('/proc/self/status') as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmRSS:'))
+    rss = proc('/proc/self/status', 'VmRSS')
     got = memory.memory_budget(torch.device('cpu'), 4 * 10**9)
-    assert got.limit == 4 * 10**9 and abs(got.allowed - (4 * 10**9 - rss)) < 64 * 2**20
-    with open('/proc/meminfo') as f:
-        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemTotal:'))
-    free = memory.memory_budget(torch.device('cpu'))
-    assert free.limit is None and 0 < free.allowed <= total and free.peak_so_far >= free.in_use
+    assert got.limit == 4 * 10**9 and abs(got.allowed - (4 * 10**9 - rss)) < 64 * 2**20  # no share of a limit
+
+
+@pytest.mark.parametrize('share', [0.5, 0.25])
+def test_the_default_budget_is_a_share_of_the_memory_available(share):
+    """The peak may reach ``share`` of what the process holds plus what the kernel says is available."""
+    rss, free = proc('/proc/self/status', 'VmRSS'), proc('/proc/meminfo', 'MemAvailable')
+    got = memory.memory_budget(torch.device('cpu'), share=share)
+    expected_peak = share * (rss + free)
+    assert got.limit is None and abs(got.in_use + got.allowed - expected_peak) < 256 * 2**20  # others come and go
+    assert f'{share:.0%} of ' in got.source and 'available RAM' in got.source
+    assert got.peak_so_far >= got.in_use
+
+
+def test_the_default_share_is_half():
+    from esrgan_plugin.choices import DEFAULT_MEMORY_SHARE
+    assert DEFAULT_MEMORY_SHARE == 0.5
+    default = memory.memory_budget(torch.device('cpu'))
+    assert abs(default.in_use + default.allowed - 0.5 * default.available) < 2**20
+
+
+@pytest.mark.parametrize('capability, key', [('AVX2', 'AVX2'), ('AVX512', 'AVX512'), ('DEFAULT', 'AVX512')])
+def test_the_coefficients_follow_the_cpus_vector_width(monkeypatch, capability, key):
+    """oneDNN's layouts differ between AVX2 and AVX512 CPUs: each takes its own fit, others the AVX512 one."""
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
+    cpu = torch.device('cpu')
+    assert memory.coefficients(cpu, torch.float32, False) is memory.FITTED[key, torch.float32, False]
+    assert memory.coefficients(cpu, torch.float32, True) is memory.FITTED[key, torch.bfloat16, True]
+    assert memory.coefficients(cpu, torch.bfloat16, True) is memory.FITTED[key, torch.bfloat16, True]
