@@ -63,3 +63,5 @@ REALWORLD_DEFAULTS = {
     'gray_noise_prob2': 0.4, 'jpeg_range2': [30.0, 95.0],
     'gt_usm': True, 'gt_size': 256, 'crop_pad_size': 400,
 }
+# Real-ESRGAN's training-pair pool (its queue_size): pairs kept by esrgan_plugin/models/realworld_batches.py.
+REALWORLD_QUEUE_SIZE = 180

@@ -1,7 +1,9 @@
 """``python -m esrgan_plugin.prepare_data HR_DIR OUT_DIR [options]``: training or test pairs from a folder of HR images.
 
 Sub-images (or whole images) with aligned LR, as basicsr-format LMDBs and/or PNG folders; the library is
-``data.preparation``, which says how the windows are placed and how outputs are replaced safely.
+``data.preparation``, which says how the windows are placed and how outputs are replaced safely. With
+``--realworld-test``: a fixed real-world test set (``data.realworld_test_set``), LR made by Real-ESRGAN's
+degradations with a fixed seed.
 """
 from __future__ import annotations
 
@@ -37,13 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--png-level', type=int, default=1, help='PNG compression level 0-9')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, help='worker processes')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs')
+    realworld = parser.add_argument_group('a fixed real-world test set')
+    realworld.add_argument('--realworld-test', action='store_true', help='write gt/ and lq_x<scale>/ PNG folders: '
+                           'the centred --crop square of each image (or the largest that fits) and its LR made by '
+                           "Real-ESRGAN's degradations, drawn from --seed and the file name (only --scale, --crop, "
+                           '--png-level and --overwrite apply)')
+    realworld.add_argument('--seed', type=int, default=0, help='with --realworld-test: the seed of the draws')
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.realworld_test and (args.lr_dir or args.whole_image):
+        parser.error('--realworld-test makes its own LR from centred squares; leave out --lr-dir and --whole-image')
     import esrgan_plugin
     esrgan_plugin.register()  # basicsr adaptations before basicsr is used, once the arguments are parsed
+    if args.realworld_test:
+        return _realworld_test(args)
     from esrgan_plugin.data.preparation import prepare
 
     result = prepare(args.hr_dir, args.out_dir, scale=args.scale, crop=args.crop, step=args.step,
@@ -55,6 +68,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for path in (result.gt_lmdb, result.lq_lmdb, result.gt_folder, result.lq_folder):
         if path:
             say(f'  {path}')
+    return 0
+
+
+def _realworld_test(args: argparse.Namespace) -> int:
+    from esrgan_plugin.data.realworld_test_set import prepare_realworld_test
+
+    gt, lq, count = prepare_realworld_test(args.hr_dir, args.out_dir, scale=args.scale, crop=args.crop,
+                                           seed=args.seed, png_level=args.png_level, overwrite=args.overwrite)
+    say(f'{count} real-world test pairs (seed {args.seed}) written:\n  {gt}\n  {lq}')
     return 0
 
 

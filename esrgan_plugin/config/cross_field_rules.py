@@ -5,6 +5,7 @@ import inspect
 import os
 from typing import Any
 
+from esrgan_plugin.choices import REALWORLD_DEFAULTS, REALWORLD_QUEUE_SIZE
 from esrgan_plugin.config.problems import EXAMPLE, Problem, get, is_number, mapping, warning
 from esrgan_plugin.config.registered_sections import is_ours_or_basicsrs, registered
 from esrgan_plugin.config.sections import DATASET_SECTIONS
@@ -21,6 +22,7 @@ PATCH_MULTIPLE_OF_D = {'UNetDiscriminatorSN': 8}
 # Keys a train-phase dataset must have: basicsr's loader reads the first two, the datasets the rest (by type).
 TRAIN_PHASE_KEYS = {None: ('batch_size_per_gpu', 'num_worker_per_gpu'),
                     'DIV2KPairedDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
+                    'GTOnlyDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size'),
                     'PairedImageDataset': ('batch_size_per_gpu', 'num_worker_per_gpu', 'gt_size', 'use_hflip',
                                            'use_rot')}
 
@@ -46,7 +48,8 @@ def _arch_default(section: dict, keyword: str) -> Any:
 def cross_field_problems(opt: dict, is_train: bool) -> list:
     """What one option says about another, and the sections a command needs."""
     problems = _needed_for_training(opt) + _prefetch(opt) if is_train else _needed_for_testing(opt)
-    return problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt) + _ldl(opt)
+    return (problems + _sizes(opt, is_train) + _schedule(opt) + _devices(opt) + _accumulation(opt) + _ldl(opt)
+            + _degradations(opt))
 
 
 def _needed_for_training(opt: dict) -> list:
@@ -203,6 +206,109 @@ def missing_files(opt: dict, pretrained: bool = True) -> list:
             problems.append(Problem(('path', key), f'{value} does not exist; put the checkpoint there or fix the '
                                     'path'))
     return problems
+
+
+# ----------------------------------------------------------------------------- real-world degradations
+# The settings of Real-ESRGAN's pipeline (data.realworld_degradation), named as its option files name them, by
+# what a value must be. A ``2`` suffix is the second degradation's copy of a setting.
+_SECOND = ('', '2')
+DEGRADATION_PROBABILITIES = tuple(f'{k}{n}' for k in ('sinc_prob', 'gaussian_noise_prob', 'gray_noise_prob')
+                                  for n in _SECOND) + ('final_sinc_prob', 'second_blur_prob')
+DEGRADATION_CHOICES = ('kernel_prob', 'kernel_prob2', 'resize_prob', 'resize_prob2')  # one entry per choice
+DEGRADATION_RANGES = tuple(f'{k}{n}' for k in ('blur_sigma', 'betag_range', 'betap_range', 'resize_range',
+                                               'noise_range', 'poisson_scale_range', 'jpeg_range') for n in _SECOND)
+DEGRADATION_KERNEL_SIZES = ('blur_kernel_size', 'blur_kernel_size2')
+DEGRADATION_JPEG = ('jpeg_range', 'jpeg_range2')
+# The choices' lists beside their probabilities (resize: up, down, keep).
+_CHOICE_LISTS = {'kernel_prob': 'kernel_list', 'kernel_prob2': 'kernel_list2'}
+
+
+def _degradations(opt: dict) -> list:
+    """Real-world degradation settings of every dataset that makes its LR on the fly; only the train set may."""
+    from esrgan_plugin.models.realworld_batches import makes_realworld_pairs
+    problems = []
+    for phase, dataset in mapping(opt, 'datasets').items():
+        if not isinstance(dataset, dict) or not makes_realworld_pairs(dataset):
+            continue
+        if phase != 'train':
+            problems.append(Problem(('datasets', phase, 'degradation'), 'realworld makes LR while training only; '
+                                    'validate on a fixed degraded set (prepare_data --realworld-test, '
+                                    'docs/data.md#a-fixed-real-world-test-set) with prepared LR'))
+            continue
+        problems += _degradation_values(dataset, ('datasets', phase)) + _degradation_sizes(opt, dataset)
+        queue, batch = dataset.get('queue_size', REALWORLD_QUEUE_SIZE), dataset.get('batch_size_per_gpu')
+        if type(queue) is int and type(batch) is int and batch > 0 and queue % batch:
+            where = '' if 'queue_size' in dataset else ' (its default)'
+            problems.append(Problem(('datasets', 'train', 'queue_size'), f'{queue}{where} is not a multiple of '
+                                    f'batch_size_per_gpu {batch}; the pool swaps whole batches: set queue_size to '
+                                    f'e.g. {max(batch, queue // batch * batch)}, or 0 for no pool'))
+    train_set = mapping(opt, 'datasets', 'train')
+    if not makes_realworld_pairs(train_set) and get(opt, 'train', 'degradation_preview'):
+        problems.append(warning(('train', 'degradation_preview'), 'has an effect only when datasets.train is a '
+                                'GTOnlyDataset with degradation realworld; remove it'))
+    return problems
+
+
+def _degradation_values(dataset: dict, where: tuple) -> list:
+    """Probabilities, choices, ranges, kernel sizes and JPEG qualities of one dataset's settings."""
+    problems = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(where + (key,), message))
+
+    for key in DEGRADATION_PROBABILITIES:
+        value = dataset.get(key)
+        if is_number(value) and not 0 <= value <= 1:
+            bad(key, f'{value} is not a probability; use a value in [0, 1]')
+    for key in DEGRADATION_CHOICES:
+        values = dataset.get(key)
+        if not isinstance(values, list) or not all(is_number(v) for v in values):
+            continue
+        if any(not 0 <= v <= 1 for v in values):
+            bad(key, f'{values} holds a value outside [0, 1]; every entry is a probability')
+        elif abs(sum(values) - 1) > 1e-6:
+            bad(key, f'{values} sums to {sum(values):g}, not 1; one of the choices is always taken, so the '
+                'probabilities must add up to 1')
+        names = dataset.get(_CHOICE_LISTS.get(key))
+        if isinstance(names, list) and len(names) != len(values):
+            bad(key, f'has {len(values)} entries but {_CHOICE_LISTS[key]} names {len(names)} kernels; give one '
+                'probability per kernel')
+    for key in DEGRADATION_RANGES:
+        values = dataset.get(key)
+        if not isinstance(values, list) or not all(is_number(v) for v in values):
+            continue
+        if len(values) == 2 and values[0] > values[1]:  # the schema says a range has two values
+            bad(key, f'{values} is not ordered; write [low, high], e.g. {sorted(values)}')
+    for key in DEGRADATION_KERNEL_SIZES:
+        value = dataset.get(key)
+        if type(value) is int and (value < 1 or value % 2 == 0):
+            bad(key, f'{value} is not an odd kernel size; blur kernels have a centre pixel, use e.g. '
+                f'{max(1, value + 1 if value % 2 == 0 else value)}')
+    for key in DEGRADATION_JPEG:
+        values = dataset.get(key)
+        if isinstance(values, list) and any(is_number(v) and not 1 <= v <= 100 for v in values):
+            bad(key, f'{values} holds a JPEG quality outside [1, 100]; use qualities from 1 to 100')
+    return problems
+
+
+def _degradation_sizes(opt: dict, dataset: dict) -> list:
+    """The region degraded (``crop_pad_size``) must hold the gt_size crop, and stay wider than the blur kernels'
+    reach once the first resize has shrunk it and at the LR size (reflection padding needs it)."""
+    from esrgan_plugin.data.realworld_test_set import smallest_region  # imports torch: only for such a file
+    values = {key: dataset.get(key, REALWORLD_DEFAULTS[key])
+              for key in ('crop_pad_size', 'gt_size', 'resize_range', 'blur_kernel_size', 'blur_kernel_size2')}
+    region, gt_size, low = values['crop_pad_size'], values['gt_size'], get(values, 'resize_range')
+    sizes = (region, gt_size, values['blur_kernel_size'], values['blur_kernel_size2'], opt.get('scale'))
+    if not all(type(v) is int and v > 0 for v in sizes) or not isinstance(low, list) or not low or \
+            not is_number(low[0]) or low[0] <= 0:
+        return []
+    kernels = (values['blur_kernel_size'], values['blur_kernel_size2'])
+    needed = max(smallest_region(low[0], kernels, opt['scale']), gt_size)
+    if region >= needed:
+        return []
+    return [Problem(('datasets', 'train', 'crop_pad_size'), f'{region} is too small: the degradations need a region '
+                    f'that holds the gt_size crop ({gt_size}) and stays wider than the blur kernels\' reach '
+                    f'({max(kernels) // 2} px) after resizing by {low[0]} and at the LR size; use at least {needed}')]
 
 
 # ----------------------------------------------------------------------------- what is passed on unchecked

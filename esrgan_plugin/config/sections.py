@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic_core import PydanticCustomError
 
 from esrgan_plugin.choices import (BLUR_KERNELS, COMPILE_MODES, DEGRADATIONS, DIST_TIMEOUT_S, PRECISIONS,
-                                   REALWORLD_DEFAULTS)
+                                   REALWORLD_DEFAULTS, REALWORLD_QUEUE_SIZE)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -206,6 +206,8 @@ class GTOnlyDatasetOptions(DataloaderOptions):
     gray_noise_prob2: float = _realworld('gray_noise_prob2', 'second degradation: grey noise probability')
     jpeg_range2: Range = _realworld('jpeg_range2', 'second degradation: JPEG quality range')
     gt_usm: bool = _realworld('gt_usm', 'train against the GT sharpened by unsharp masking (basicsr\'s USMSharp)')
+    queue_size: NonNegativeInt = Field(REALWORLD_QUEUE_SIZE, description="Real-ESRGAN's training-pair pool: pairs kept, a multiple of "
+                                       'batch_size_per_gpu; 0: no pool (models/realworld_batches.py)')
 
 
 DATASET_SECTIONS = {'DIV2KPairedDataset': DIV2KPairedDatasetOptions,
@@ -261,6 +263,9 @@ class TrainBase(Section):
     channels_last: bool = False
     compile: CompileOption = Field(False, description='torch.compile the generator: false, true or a mode')
     deterministic: bool = Field(False, description='only deterministic kernels: GPU runs repeat bit for bit, slower')
+    # Training for real photos (datasets.train.degradation: realworld; docs/training.md#training-for-real-photos)
+    degradation_preview: NonNegativeInt = Field(0, description='realworld training: write the GT crops and LR of '
+                                                'the first N batches to <experiment>/degradation_preview')
 
 
 class ValBase(Section):

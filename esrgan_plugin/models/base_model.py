@@ -36,7 +36,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from esrgan_plugin import fileio
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.metrics import validation
-from esrgan_plugin.models import nonfinite_losses, pretrained_weights
+from esrgan_plugin.models import nonfinite_losses, pretrained_weights, realworld_batches
 from esrgan_plugin.models.optimizers import build_optimizer, build_scheduler
 from esrgan_plugin.training import distributed, precision
 
@@ -66,6 +66,7 @@ class ESRGANBaseModel(BaseModel):
         self.grad_scalers: list = []  # one per optimizer, enabled for fp16 only
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick the fastest kernels
+        self.realworld = realworld_batches.for_training(opt, self.device)  # LR made from GT crops, or None
         self._build_generator()
         self._eval_forward = None  # the (maybe compiled) network test() runs, made on first use
         self._log_settings()
@@ -104,10 +105,8 @@ class ESRGANBaseModel(BaseModel):
 
     # ----------------------------------------------------------------- devices
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-        """basicsr passes ``device_ids=[torch.cuda.current_device()]`` even on CPU; DDP on CPU needs none.
-
-        The memory format is set before DDP wraps the network, so its gradient buckets match it.
-        """
+        """basicsr passes ``device_ids=[torch.cuda.current_device()]`` even on CPU; DDP on CPU needs none. The
+        memory format is set before DDP wraps the network, so its gradient buckets match it."""
         net = precision.to_memory_format(net.to(self.device), self.precision)
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
@@ -140,6 +139,8 @@ class ESRGANBaseModel(BaseModel):
 
     def feed_data(self, data: dict) -> None:
         """Non-blocking copies (they overlap with compute when the loader pins memory: ``pin_memory: true``)."""
+        if self.realworld is not None and 'kernel1' in data:  # GT crops and kernels: the LR is made here
+            data = self.realworld.pair(data)
         self.lq = self._to_device(data['lq'])
         if 'gt' in data:
             self.gt = self._to_device(data['gt'])
@@ -181,14 +182,13 @@ class ESRGANBaseModel(BaseModel):
             self.save_network(self.net_g, 'net_g', current_iter)
         for net, label in self.extra_networks_to_save():
             self.save_network(net, label, current_iter)
+        if self.realworld is not None and current_iter != -1:  # every rank's pool (a collective under DDP)
+            loop_state = {**(loop_state or {}), **self.realworld.gathered_state()}
         self.save_training_state(epoch, current_iter, loop_state)
 
     def check_replicas_in_sync(self, current_iter: int) -> None:
-        """Under DDP, compare a checksum of the generator on every rank before saving.
-
-        One all-gather of two numbers per checkpoint; a silent divergence
-        between ranks would otherwise only show as a worse model.
-        """
+        """Under DDP, compare a checksum of the generator on every rank before saving: one all-gather of two
+        numbers per checkpoint; a silent divergence between ranks would otherwise only show as a worse model."""
         if not self.opt['dist']:
             return
         params = [p.detach().double() for p in self.get_bare_model(self.net_g).parameters()]
@@ -220,6 +220,8 @@ class ESRGANBaseModel(BaseModel):
         self.nonfinite_steps.in_a_row = int(state.get('nonfinite_in_a_row', 0))
         for scaler, scaler_state in zip(self.grad_scalers, state.get('grad_scalers', [])):
             scaler.load_state_dict(scaler_state)  # a disabled scaler (run no longer fp16) ignores it
+        if self.realworld is not None:
+            self.realworld.load_state(state)
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int, loop_state: Optional[dict] = None) -> None:
