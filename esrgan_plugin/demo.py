@@ -301,7 +301,7 @@ def report(results: dict, out: str, perceptual: str) -> None:
 
 def where_everything_is(out: str) -> None:
     sets = ','.join(demo_realworld.folder_name(label) for label in TEST_SETS)
-    say(f'\ntest sets:       {os.path.join(out, TEST_SETS_DIR)}/{{{sets}}}/ (SR images, comparison.png)')
+    say(f'test sets:       {os.path.join(out, TEST_SETS_DIR)}/{{{sets}}}/ (SR images, comparison.png)')
     say(f'SR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
     from esrgan_plugin.training.launch import experiment_folders

@@ -123,11 +123,11 @@ def score_table(scores: Mapping[str, Mapping[str, Mapping[str, float]]], photos:
     methods = list(scores[sets[0]])
     names = list(scores[sets[0]][methods[0]])
     cell = max(9, -(-(max(len(label) for label in sets) + 2) // len(names)))  # a set's label fits its columns
-    lines = [f'means over {", ".join(photos)}; {REALWORLD_SET}: their centred squares degraded as prepare_data '
-             f'--realworld-test does (seed {TEST_SET_SEED})',
-             f'{"":<32}' + ''.join(f'{label:<{cell * len(names)}}' for label in sets),
-             f'{"method":<32}' + ''.join(f'{SCORE_TITLES[n]:<{cell}}' for n in names) * len(sets)]
+    shown = {REALWORLD_SET: f'{REALWORLD_SET} (prepare_data --realworld-test --seed {TEST_SET_SEED})'}
+    lines = [f'{"means over " + ", ".join(photos):<32}'
+             + ''.join(f'{shown.get(label, label):<{cell * len(names)}}' for label in sets).rstrip(),
+             (f'{"method":<32}' + ''.join(f'{SCORE_TITLES[n]:<{cell}}' for n in names) * len(sets)).rstrip()]
     for method in methods:
         cells = ''.join(f'{scores[s][method][n]:<{cell}.{4 if n == "lpips" else 2}f}' for s in sets for n in names)
-        lines.append(f'{method[:31]:<32}{cells}')
+        lines.append(f'{method[:31]:<32}{cells}'.rstrip())
     return lines

@@ -152,6 +152,7 @@ def test_both_test_sets_are_scored_for_every_method_and_their_images_written(tmp
                      for i in (0, 1)]
             assert scores[label][method]['psnr'] == pytest.approx(np.mean(psnrs), abs=1e-9)
     lines = score_table(scores, ('p0', 'p1'))
-    assert lines[1].split() == ['bicubic', 'LR', 'real-world', 'LR']
-    assert lines[2].split() == ['method', 'PSNR-Y', 'PSNR-Y']
-    assert lines[3].split() == ['bicubic'] + [f'{scores[s]["bicubic"]["psnr"]:.2f}' for s in sets]
+    assert lines[0].split() == ['means', 'over', 'p0,', 'p1', 'bicubic', 'LR', 'real-world', 'LR', '(prepare_data',
+                                '--realworld-test', '--seed', '0)']
+    assert lines[1].split() == ['method', 'PSNR-Y', 'PSNR-Y']
+    assert lines[2].split() == ['bicubic'] + [f'{scores[s]["bicubic"]["psnr"]:.2f}' for s in sets]
