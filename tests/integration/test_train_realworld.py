@@ -89,7 +89,7 @@ def test_stage_1_trains_on_gt_photos_writes_the_preview_and_validates(stage1):
 
 def test_stage_2_trains_from_stage_1s_result(stage1, monkeypatch, capsys):
     monkeypatch.chdir(stage1)
-    run = run_command(capsys, train.main, '-opt', GAN, *overrides(*TINY, *GAN_TINY, 'train:total_iter=2'))
+    run = run_command(capsys, train.main, '-opt', GAN, *overrides(*TINY, *GAN_TINY, 'train:total_iter=1'))
     assert run.code == 0, run.err[-3000:]
     exp = stage1 / 'experiments' / 'ESRGAN_x4_realworld'
     log = read_log(exp)
