@@ -386,7 +386,7 @@ def evaluate_all(psnr_model: str, gan_model: str, reference: dict, sets: dict, t
                  'PSNR model': psnr_net, 'ESRGAN': gan_net, **reference}
     metrics, note = demo_realworld.score_names()
     scores = demo_realworld.score_sets(upscalers, sets, metrics, os.path.join(out, TEST_SETS_DIR))
-    for line in ['', *demo_realworld.score_table(scores, TEST_PHOTOS), *([note] if note else [])]:
+    for line in [*demo_realworld.score_table(scores, TEST_PHOTOS), *([note] if note else [])]:
         say(line)
     where_everything_is(out)
 
