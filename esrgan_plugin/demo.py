@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 import yaml
 
-from esrgan_plugin import fileio
+from esrgan_plugin import demo_realworld, fileio
+from esrgan_plugin.choices import DEGRADATIONS
 from esrgan_plugin.cli import run_main, say
 from esrgan_plugin.errors import UserFacingError
 from esrgan_plugin.metrics.comparison import comparison_figure, direction_ratio
@@ -36,6 +37,7 @@ TRAIN_PHOTOS = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistr
                 'camera', 'brick', 'grass', 'gravel')
 TEST_PHOTOS = ('coffee', 'chelsea')
 SCALE = 4
+SUB_IMAGE = 96  # the side of the training LMDB's GT sub-images
 GT_SIZE = 64
 INTERPOLATION_ALPHA = 0.8
 # Result folder of each method: plain names, no spaces or commas, so they are easy to use in a shell.
@@ -47,6 +49,9 @@ MAX_COLOR_SHIFT = 2.0  # levels of 255: the acceptance bound on a channel mean's
 # streak-free ones 1.03-1.12 times: docs/demo.md#measured-result).
 MAX_DIRECTION_EXCESS = 1.25
 GAN_STAGE_METHODS = ('ESRGAN', f'interpolated (alpha {INTERPOLATION_ALPHA})')
+# The two test sets every variant is scored on, and the folder of their SR images.
+TEST_SETS = (demo_realworld.BICUBIC_SET, demo_realworld.REALWORLD_SET)
+TEST_SETS_DIR = 'results_test_sets'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     # A reduced RRDBNet: the paper's blocks, fewer and narrower, so that it trains on a CPU in minutes.
     parser.add_argument('--num-feat', type=int, default=32, help='generator trunk channels (paper: 64)')
     parser.add_argument('--num-block', type=int, default=3, help='generator RRDB blocks (paper: 23)')
+    parser.add_argument('--degradation', choices=DEGRADATIONS, default='bicubic',
+                        help='the training LR: MATLAB-bicubic (the paper\'s), or made on the fly by Real-ESRGAN\'s '
+                        'degradations with the settings of the shipped train_RRDBNet_PSNR_x4_realworld.yml')
+    parser.add_argument('--reference', metavar='CHECKPOINT',
+                        help='a released generator scored beside the demo\'s on both test sets, e.g. '
+                        'RealESRGAN_x4plus.pth')
     parser.add_argument('--overwrite', action='store_true', help='start again if --out already holds a demo')
     return parser
 
@@ -97,7 +108,7 @@ def network_g(num_feat: int, num_block: int) -> dict:
 
 
 def common_options(name: str, args: argparse.Namespace, data, test_data, total_iter: int) -> dict:
-    return {
+    opt = {
         'name': name, 'scale': SCALE, 'num_gpu': 'auto', 'manual_seed': 0,
         'datasets': {
             'train': {'name': 'skimage_photos', 'type': 'DIV2KPairedDataset', 'dataroot_gt': data.dataroot_gt,
@@ -115,6 +126,9 @@ def common_options(name: str, args: argparse.Namespace, data, test_data, total_i
         'logger': {'print_freq': max(total_iter // 100, 1), 'save_checkpoint_freq': total_iter,
                    'use_tb_logger': True},
     }
+    if args.degradation == 'realworld':
+        opt['datasets']['train'] = demo_realworld.realworld_train_dataset(opt['datasets']['train'], SUB_IMAGE)
+    return opt
 
 
 def psnr_options(args: argparse.Namespace, data, test_data) -> dict:
@@ -283,7 +297,12 @@ def report(results: dict, out: str, perceptual: str) -> None:
             f'{MAX_DIRECTION_EXCESS}): look for horizontal streaks in comparison.png', error=True)
     else:
         say(f'GAN-stage outputs: at most {most:.2f} times the ground truth\'s ratio (bound {MAX_DIRECTION_EXCESS})')
-    say(f'\nSR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
+
+
+def where_everything_is(out: str) -> None:
+    sets = ','.join(demo_realworld.folder_name(label) for label in TEST_SETS)
+    say(f'test sets:       {os.path.join(out, TEST_SETS_DIR)}/{{{sets}}}/ (SR images, comparison.png)')
+    say(f'SR images:       {os.path.join(out, "results")}/{{{",".join(METHODS.values())}}}/')
     say(f'side by side:    {os.path.join(out, "comparison.png")}')
     from esrgan_plugin.training.launch import experiment_folders
     logs = [f'{experiment_folders(out, name, is_train=True)["log"]}/train_{name}_*.log'
@@ -301,27 +320,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.overwrite:
             raise UserFacingError(f'{out} already exists; pass --overwrite to start again or --out for another '
                                   'folder.')
-        shutil.rmtree(out)
     start = time.time()
     from esrgan_plugin import register
 
     register()
     from esrgan_plugin.archs.checkpoint import load_generator
-    from esrgan_plugin.inference.interpolation import interpolate
     from esrgan_plugin.losses.perceptual_loss import default_vgg19_path
     from esrgan_plugin.data.preparation import prepare
 
+    # Read before anything is written or trained: a file that does not load stops the demo at once.
+    reference = {f'reference: {os.path.splitext(os.path.basename(args.reference))[0]}':
+                 load_generator(args.reference)} if args.reference else {}
+    if os.path.exists(out):
+        shutil.rmtree(out)
     step(f'Writing {len(TRAIN_PHOTOS)} training photos and {len(TEST_PHOTOS)} held-out ones '
          f'({", ".join(TEST_PHOTOS)}) bundled with scikit-image')
     train_dir, test_dir = save_photos(out)
 
-    step('Building LMDBs of 96x96 sub-images with MATLAB-bicubic x4 LR (esrgan_plugin.prepare_data)')
-    data = prepare(train_dir, os.path.join(out, 'data', 'train'), scale=SCALE, crop=96, step=48, workers=2)
+    step(f'Building LMDBs of {SUB_IMAGE}x{SUB_IMAGE} sub-images with MATLAB-bicubic x4 LR '
+         '(esrgan_plugin.prepare_data), and the held-out photos\' real-world LR')
+    data = prepare(train_dir, os.path.join(out, 'data', 'train'), scale=SCALE, crop=SUB_IMAGE, step=SUB_IMAGE // 2,
+                   workers=2)
     test_data = prepare(test_dir, os.path.join(out, 'data', 'test'), scale=SCALE, whole_image=True, lmdb=False,
                         folders=True, workers=1)
+    realworld_set = demo_realworld.realworld_test_set(test_dir, os.path.join(out, 'data', 'test_realworld'), SCALE)
     say(f'{data.num_pairs} training pairs, {test_data.num_pairs} held-out images')
+    how = 'Real-ESRGAN\'s degradations made on the fly' if args.degradation == 'realworld' else 'MATLAB-bicubic'
 
-    step(f'Stage 1: PSNR-oriented training, L1 loss, {args.psnr_iters} iterations')
+    step(f'Stage 1: PSNR-oriented training, L1 loss, {args.psnr_iters} iterations, LR: {how}')
     psnr_model = train(psnr_options(args, data, test_data), out)
 
     vgg19_file = default_vgg19_path() if os.path.isfile(default_vgg19_path()) else None
@@ -333,15 +359,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     gan_model = train(gan_options(args, data, test_data, psnr_model, vgg19_file), out)
 
     step('Evaluating on the held-out photos')
+    sets = {demo_realworld.BICUBIC_SET: (test_data.lq_folder, test_data.gt_folder),
+            demo_realworld.REALWORLD_SET: realworld_set}
+    evaluate_all(psnr_model, gan_model, reference, sets, test_data, out, 'ImageNet VGG19' if vgg19_file else
+                 'stand-in')
+    say(f'took {(time.time() - start) / 60:.1f} min')
+    return 0
+
+
+def evaluate_all(psnr_model: str, gan_model: str, reference: dict, sets: dict, test_data, out: str,
+                 perceptual: str) -> None:
+    """The first table (bicubic LR: PSNR, SSIM, NIQE, colour, direction) and the one of both test sets."""
+    from esrgan_plugin.archs.checkpoint import load_generator
+    from esrgan_plugin.data.bicubic import matlab_bicubic
+    from esrgan_plugin.inference.interpolation import interpolate
+    from esrgan_plugin.metrics import evaluation
+
     psnr_net, gan_net = load_generator(psnr_model), load_generator(gan_model)
     # Network interpolation (paper section 4.4): 0.8 of the GAN model's weights, 0.2 of the PSNR model's.
     interp_net = load_generator(psnr_model)
     interp_net.load_state_dict(interpolate(psnr_net.state_dict(), gan_net.state_dict(), INTERPOLATION_ALPHA))
     labels = list(METHODS)
     results = evaluate(dict(zip(labels[1:], (psnr_net, gan_net, interp_net))), test_data, out)
-    report(results, out, 'ImageNet VGG19' if vgg19_file else 'stand-in')
-    say(f'took {(time.time() - start) / 60:.1f} min')
-    return 0
+    report(results, out, perceptual)
+    upscalers = {'bicubic': evaluation.image_upscaler(lambda lr: matlab_bicubic(lr, SCALE)),
+                 'PSNR model': psnr_net, 'ESRGAN': gan_net, **reference}
+    metrics, note = demo_realworld.score_names()
+    scores = demo_realworld.score_sets(upscalers, sets, metrics, os.path.join(out, TEST_SETS_DIR))
+    for line in [*demo_realworld.score_table(scores, TEST_PHOTOS), *([note] if note else [])]:
+        say(line)
+    where_everything_is(out)
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ LAYERS = (
     ('inference',),
     ('config',),
     ('compat',),
+    ('demo_realworld',),
 )
 COMMANDS = ('cli', 'train', 'test', 'infer', 'interpolate', 'export', 'prepare_data', 'options', 'schema', 'demo',
             'degrade')

@@ -8,6 +8,7 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from conftest import PYTHON, subprocess_env
 from esrgan_plugin.demo import INTERPOLATION_ALPHA, MAX_COLOR_SHIFT, MAX_DIRECTION_EXCESS, METHODS, TEST_PHOTOS
@@ -71,7 +72,15 @@ def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_p
             ratio = second_difference_ratio(out / 'results' / folder / f'{photo}.png')
             assert ratio <= MAX_DIRECTION_EXCESS * gt_ratio, (photo, folder, ratio, gt_ratio)
     assert 'direction ratio' in stdout and 'times the ground truth' in stdout
-    printed = dict(line.split(':', 1) for line in stdout.splitlines()[-5:] if ':' in line)
+    # both test sets scored: the held-out photos' bicubic LR and their real-world LR, each method's SR images
+    assert 'bicubic LR' in stdout and 'real-world LR (prepare_data --realworld-test --seed 0)' in stdout
+    for test_set in ('bicubic_lr', 'real-world_lr'):
+        assert os.path.isfile(out / 'results_test_sets' / test_set / 'comparison.png')
+        for folder in ('bicubic', 'psnr_model', 'esrgan'):
+            for photo in TEST_PHOTOS:
+                assert os.path.isfile(out / 'results_test_sets' / test_set / folder / f'{photo}.png')
+    printed = dict(line.split(':', 1) for line in stdout.splitlines()[-6:] if ':' in line)
+    assert printed['test sets'].strip().startswith(f'{out / "results_test_sets"}/{{bicubic_lr,real-world_lr}}/')
     assert printed['SR images'].strip() == f'{out / "results"}/{{{",".join(METHODS.values())}}}/'
     assert printed['side by side'].strip() == str(out / 'comparison.png')
     assert os.path.isfile(out / 'comparison.png')
@@ -81,3 +90,37 @@ def test_short_demo_gan_stage_keeps_colours_and_prints_where_everything_is(tmp_p
         assert glob.glob(str(out / 'tb_logger' / stage / 'events.out.tfevents.*'))
     assert printed['loss curves'].strip() == f'tensorboard --logdir {out / "tb_logger"}'
     assert not [name for name in os.listdir(out / 'results') if ' ' in name or ',' in name]
+
+
+@pytest.mark.slow
+def test_the_realworld_variants_stage_trains_on_lr_made_from_the_demos_gt_sub_images(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """The PSNR stage of ``--degradation realworld``, as the demo writes its options, for two iterations with a
+    tiny generator: the real-world pipeline makes its LR (its preview of the first batch is written)."""
+    from conftest import run_command
+    from esrgan_plugin import train
+    from esrgan_plugin.data.preparation import prepare
+    from esrgan_plugin.demo import SCALE, SUB_IMAGE, build_parser, psnr_options
+
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    photo = cv2.resize(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), (192, 192), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(photos / 'photo.png'), photo)
+    data = prepare(str(photos), str(tmp_path / 'data' / 'train'), scale=SCALE, crop=SUB_IMAGE,
+                   step=SUB_IMAGE // 2, workers=1, progress=False)
+    test_data = prepare(str(photos), str(tmp_path / 'data' / 'test'), scale=SCALE, whole_image=True, lmdb=False,
+                        folders=True, workers=1, progress=False)
+    args = build_parser().parse_args(['--degradation', 'realworld', '--psnr-iters', '2', '--batch', '2',
+                                      '--num-feat', '8', '--num-block', '1'])
+    opt = psnr_options(args, data, test_data)
+    opt['train']['degradation_preview'] = 1
+    opt['logger']['use_tb_logger'] = False
+    (tmp_path / 'demo_psnr.yml').write_text(yaml.safe_dump(opt))
+    monkeypatch.chdir(tmp_path)
+    result = run_command(capsys, train.main, '-opt', 'demo_psnr.yml')
+    assert result.code == 0, result.err[-3000:]
+    assert os.path.isfile(tmp_path / 'experiments' / 'demo_psnr' / 'models' / 'net_g_latest.pth')
+    preview = glob.glob(str(tmp_path / 'experiments' / 'demo_psnr' / 'degradation_preview' / '**' / '*_lq.png'),
+                        recursive=True)
+    assert len(preview) == 2 and cv2.imread(preview[0]).shape == (16, 16, 3), preview  # 64x64 GT crops, x4
