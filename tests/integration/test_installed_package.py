@@ -16,7 +16,9 @@ import pytest
 
 from conftest import PYTHON, REPO_ROOT
 
-SHIPPED = ['test_set14', 'test_set5', 'train_ESRGAN_x4', 'train_RRDBNet_PSNR_x4']
+# The repository's options/ folder, which setup.py ships as esrgan_plugin/option_files.
+SHIPPED = sorted(name[:-len('.yml')] for name in os.listdir(os.path.join(REPO_ROOT, 'options'))
+                 if name.endswith('.yml'))
 
 # Run by the Python whose packages the new venv should see: creates the venv at argv[1] and lists that Python's
 # package folders (venv, conda env or system install alike: whatever holds its site-packages) in a .pth there.

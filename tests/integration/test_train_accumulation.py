@@ -129,8 +129,8 @@ class NaNGanLossTestModel(ESRGANRaGANModel):
         self.poisoned = current_iter >= 5
         super().optimize_parameters(current_iter)
 
-    def _generator_losses(self, output, gt, real_pred):
-        losses = super()._generator_losses(output, gt, real_pred)
+    def _generator_losses(self, lq, output, gt, real_pred):
+        losses = super()._generator_losses(lq, output, gt, real_pred)
         if self.poisoned:
             losses['l_g_gan'] = losses['l_g_gan'] * float('nan')
         return losses
