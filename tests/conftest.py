@@ -6,6 +6,7 @@ import socket
 import sys
 from typing import NamedTuple, Optional
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,6 +30,13 @@ def tiny_generator(scale: int = 4, seed: int = 0, **overrides) -> torch.nn.Modul
     from esrgan_plugin.archs.rrdbnet_arch import ESRGANRRDBNet
     torch.manual_seed(seed)
     return ESRGANRRDBNet(**{**TINY_ARCH, 'scale': scale, **overrides}).eval()
+
+
+def net_output(net: torch.nn.Module, rgb8: np.ndarray) -> np.ndarray:
+    """The net on an H x W x 3 8-bit RGB image, as 8-bit RGB levels: the reference the photo tests compare with."""
+    with torch.no_grad():
+        out = net(torch.from_numpy(rgb8.transpose(2, 0, 1) / 255.0).float().unsqueeze(0))
+    return np.round(out[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255)
 
 
 @contextlib.contextmanager

@@ -294,7 +294,8 @@ def _degradation_values(dataset: dict, where: tuple) -> list:
 def _degradation_sizes(opt: dict, dataset: dict) -> list:
     """The region degraded (``crop_pad_size``) must hold the gt_size crop, and stay wider than the blur kernels'
     reach once the first resize has shrunk it and at the LR size (reflection padding needs it)."""
-    from esrgan_plugin.data.realworld_test_set import smallest_region  # imports torch: only for such a file
+    # imports torch: only for such a file
+    from esrgan_plugin.data.realworld_degradation import RealWorldSettings, smallest_region
     values = {key: dataset.get(key, REALWORLD_DEFAULTS[key])
               for key in ('crop_pad_size', 'gt_size', 'resize_range', 'blur_kernel_size', 'blur_kernel_size2')}
     region, gt_size, low = values['crop_pad_size'], values['gt_size'], get(values, 'resize_range')
@@ -303,7 +304,7 @@ def _degradation_sizes(opt: dict, dataset: dict) -> list:
             not is_number(low[0]) or low[0] <= 0:
         return []
     kernels = (values['blur_kernel_size'], values['blur_kernel_size2'])
-    needed = max(smallest_region(low[0], kernels, opt['scale']), gt_size)
+    needed = max(smallest_region(RealWorldSettings.from_options(dataset), opt['scale']), gt_size)
     if region >= needed:
         return []
     return [Problem(('datasets', 'train', 'crop_pad_size'), f'{region} is too small: the degradations need a region '

@@ -15,7 +15,6 @@ reads with ``io_backend: disk``, written together or not at all (``fileio.atomic
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Optional
 
@@ -24,16 +23,10 @@ import torch
 
 from esrgan_plugin import fileio
 from esrgan_plugin.data.image_store import IMAGE_EXTENSIONS, DataError, check_key, encode, list_images, read_image
-from esrgan_plugin.data.realworld_degradation import RealWorldSettings, degrade_batch, draw_kernels, seeded
+from esrgan_plugin.data.realworld_degradation import (RealWorldSettings, degrade_batch, draw_kernels, seeded,
+                                                      smallest_region)
 
 DEFAULT_SEED = 0
-
-
-def smallest_region(resize_low: float, kernel_sizes: tuple, scale: int) -> int:
-    """The smallest GT side the degradations can take: the blur kernels pad by reflection, which needs an image
-    wider than their half-width after the first resize has shrunk it by ``resize_low`` and at the LR size."""
-    reach = max(kernel_sizes) // 2
-    return max(math.ceil((reach + 1) / resize_low), (reach + 1) * scale)
 
 
 def image_seed(seed: int, name: str) -> int:
@@ -83,8 +76,7 @@ def prepare_realworld_test(hr_dir: str, out_dir: str, scale: int = 4, crop: int 
     for path in paths:
         check_key(os.path.splitext(os.path.basename(path))[0], path)
     settings = settings or RealWorldSettings.from_options({})
-    smallest = smallest_region(settings.resize_range[0], (settings.blur_kernel_size, settings.blur_kernel_size2),
-                               scale)
+    smallest = smallest_region(dataclasses.replace(settings, gt_usm=False), scale)  # degrade_image: no USM
     targets = [os.path.abspath(os.path.join(out_dir, name)) for name in ('gt', f'lq_x{scale}')]
     existing = [t for t in targets if os.path.exists(t)]
     if existing and not overwrite:

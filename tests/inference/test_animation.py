@@ -5,10 +5,9 @@ run directly on the matching input frame.
 """
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import tiny_generator
+from conftest import net_output, tiny_generator
 from esrgan_plugin.inference import image_io, upscale
 
 DURATIONS = [40, 70, 120]
@@ -17,12 +16,6 @@ DURATIONS = [40, 70, 120]
 @pytest.fixture(scope='module')
 def net():
     return tiny_generator(scale=4, seed=5)
-
-
-def net_output(net, rgb8: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        out = net(torch.from_numpy(rgb8.transpose(2, 0, 1) / 255.0).float().unsqueeze(0))
-    return np.round(out[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255)
 
 
 def animation(path, loop=None, seed=0) -> list[np.ndarray]:

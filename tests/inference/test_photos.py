@@ -7,10 +7,9 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms, ImageOps
 
-from conftest import tiny_generator
+from conftest import net_output, tiny_generator
 from esrgan_plugin.inference import image_io, upscale
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
@@ -22,13 +21,6 @@ XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.o
 @pytest.fixture(scope='module')
 def net():
     return tiny_generator(scale=4, seed=5)
-
-
-def net_output(net, rgb8: np.ndarray) -> np.ndarray:
-    """The net on an H x W x 3 8-bit RGB image, as 8-bit RGB: the reference for every output here."""
-    with torch.no_grad():
-        out = net(torch.from_numpy(rgb8.transpose(2, 0, 1) / 255.0).float().unsqueeze(0))
-    return np.round(out[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255)
 
 
 def exif_bytes(orientation: int) -> bytes:
